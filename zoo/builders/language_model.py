@@ -1,0 +1,181 @@
+"""Recurrent language model: P(y<1..T>) = Π_t P(y<t> | y<1..t-1>).
+
+    x<1> = 0 (the start token: a zero input), x<t> = y<t-1>
+    e<t> = E[x<t>]                                  (batch, time, embedding_dim)
+    a[l]<t>, state[l]<t> = cell_l(a[l-1]<t>, state[l]<t-1>),  a[0]<t> = e<t>
+    z<t> = W_y a[N]<t> + b_y,   ŷ<t> = softmax(z<t>)  (batch, time, V)
+
+The model outputs the logits z<t>: the softmax is taken by the loss
+(``SparseCategoricalCrossentropy(from_logits=True)``), by ``log_softmax`` when
+scoring, and after temperature/top-k/top-p when sampling (``zoo.decoding``).
+Token id 0 is the start token and padding; its embedding is the zero vector.
+
+``build_language_model`` returns the sequence model (token ids -> logits) used for
+training and scoring. ``build_step_model`` makes a second functional model from the
+*same layer objects* (shared weights) that also takes and returns the recurrent
+states: fed one token at a time it gives exactly the sequence model's logits, and it
+carries state across windows (truncated backpropagation through time) or across the
+steps of a sampling loop.
+"""
+
+import keras
+from keras import ops
+
+from zoo import cells as zoo_cells
+from zoo.layers.recurrent import Recurrent
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class StartTokenEmbedding(keras.layers.Layer):
+    """Embedding with id 0 mapped to the zero vector: e<t> = E[x<t>] * [x<t> != 0].
+
+    Id 0 is the start token x<1> (the course's zero input) and padding; it is not
+    masked (the recurrent layers still step over it), it only contributes nothing.
+
+    Args:
+        input_dim: vocabulary size V. output_dim: embedding size.
+    Call arguments:
+        ids: (batch, time) ints. Returns (batch, time, output_dim).
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.embedding = keras.layers.Embedding(
+            input_dim, output_dim, embeddings_initializer=self.embeddings_initializer, name="table"
+        )
+
+    def build(self, ids_shape):
+        self.embedding.build(ids_shape)
+
+    def call(self, ids):
+        not_start = ops.cast(ops.not_equal(ids, 0), self.compute_dtype)[..., None]  # (batch, time, 1)
+        return self.embedding(ids) * not_start
+
+    def compute_output_shape(self, ids_shape):
+        return tuple(ids_shape) + (self.output_dim,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
+
+
+def build_language_model(
+    vocab_size,
+    embedding_dim=64,
+    cell="lstm",
+    units=256,
+    num_layers=1,
+    dropout=0.0,
+    cell_kwargs=None,
+    name="language_model",
+):
+    """The sequence language model: token ids (batch, time) -> logits (batch, time, V).
+
+    Args:
+        vocab_size: V, including id 0 (start/padding).
+        embedding_dim: size of e<t>.
+        cell: a ``zoo.cells.CELLS`` name.
+        units: units per recurrent layer (an int, or one per layer).
+        num_layers: N stacked recurrent layers.
+        dropout: rate applied to every recurrent layer's output sequence (between
+            layers and before the output layer), in [0, 1).
+        cell_kwargs: extra arguments for every cell.
+
+    Layers are named ``embedding``, ``rnn_0`` .. ``rnn_{N-1}``, ``dropout_{l}`` and
+    ``logits``; ``build_step_model`` finds them by these names.
+    """
+    if not isinstance(vocab_size, int) or vocab_size < 2:
+        raise ValueError(f"Expected vocab_size >= 2. Received: vocab_size={vocab_size!r}")
+    if not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"Expected num_layers >= 1. Received: num_layers={num_layers!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"Expected 0 <= dropout < 1. Received: dropout={dropout!r}")
+    units_list = list(units) if isinstance(units, (list, tuple)) else [units] * num_layers
+    if len(units_list) != num_layers:
+        raise ValueError(f"Expected one units per layer ({num_layers}). Received: units={units!r}")
+
+    # Layers.
+    embedding = StartTokenEmbedding(vocab_size, embedding_dim, name="embedding")
+    recurrent = [
+        Recurrent(
+            zoo_cells.get(cell, n, **dict(cell_kwargs or {})),
+            return_sequences=True,
+            return_state=True,
+            name=f"rnn_{i}",
+        )
+        for i, n in enumerate(units_list)
+    ]
+    dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(num_layers)]
+    output = keras.layers.Dense(vocab_size, name="logits")
+
+    # Functional model.
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = embedding(ids)  # (batch, time, embedding_dim)
+    for layer, drop in zip(recurrent, dropouts):
+        x = layer(x)[0]  # (batch, time, units); final states unused here
+        x = drop(x)
+    logits = output(x)  # (batch, time, V)
+    return keras.Model(ids, logits, name=name)
+
+
+def recurrent_layers(model):
+    """The ``rnn_{l}`` layers of a language model, bottom first."""
+    layers = []
+    while True:
+        try:
+            layers.append(model.get_layer(f"rnn_{len(layers)}"))
+        except ValueError:
+            return layers
+
+
+def state_shapes(model):
+    """Unit counts of the model's states, flattened: layer by layer, each cell's states."""
+    return [layer.units for layer in recurrent_layers(model) for _ in range(layer.num_states)]
+
+
+def initial_states(model, batch_size):
+    """Zero states (a list of (batch, units) float32 tensors) for ``build_step_model``."""
+    return [ops.zeros((batch_size, n), "float32") for n in state_shapes(model)]
+
+
+def build_step_model(model):
+    """A stateful form of ``model`` sharing its weights (no copy).
+
+    Inputs: ``token_ids`` (batch, time) int32, ``step_mask`` (batch, time) bool
+    (False steps leave the states unchanged: padding), and the states ``state_{i}``
+    (batch, units_i), in the order of ``state_shapes(model)``.
+    Outputs: ``logits`` (batch, time, V) and ``states`` (the list after the last
+    unmasked step). Dropout is inactive unless called with training=True.
+    With time = 1 it is one step of the RNN; any time works (a prompt, a window).
+    """
+    layers = recurrent_layers(model)
+    if not layers:
+        raise ValueError(f"Model {model.name!r} has no rnn_0 layer; build it with build_language_model.")
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    mask = keras.Input(shape=(None,), dtype="bool", name="step_mask")
+    state_inputs = [
+        keras.Input(shape=(n,), dtype="float32", name=f"state_{i}")
+        for i, n in enumerate(state_shapes(model))
+    ]
+    x = model.get_layer("embedding")(ids)
+    new_states, offset = [], 0
+    for i, layer in enumerate(layers):
+        own = state_inputs[offset : offset + layer.num_states]
+        offset += layer.num_states
+        outputs = layer(x, initial_state=own, mask=mask)
+        x, states = outputs[0], outputs[1:]
+        new_states.extend(states)
+        x = model.get_layer(f"dropout_{i}")(x)
+    logits = model.get_layer("logits")(x)
+    return keras.Model(
+        [ids, mask] + state_inputs,
+        {"logits": logits, "states": new_states},
+        name=f"{model.name}_step",
+    )

@@ -1,0 +1,179 @@
+"""Decoding for generative models: shaping next-token logits and sampling loops.
+
+A language model gives the next-token distribution ŷ<t> = softmax(z<t>) over a
+vocabulary of V tokens; decoding turns those logits z<t> (batch, V) into tokens:
+
+- ``greedy``: y<t> = argmax z<t>.
+- temperature τ: sample from softmax(z<t> / τ); τ -> 0 is greedy, τ = 1 the model's
+  own distribution, τ > 1 flatter.
+- top-k: keep the k largest logits, the rest get probability 0.
+- top-p (nucleus): keep the smallest set of most likely tokens whose probability sums
+  to at least p.
+- banned tokens (e.g. <UNK>, padding) get probability 0.
+
+Sampling uses TensorFlow's stateless random ops with a seed (an int, or a tensor in a
+graph): the same seed gives the same sample, in eager code and inside a
+``tf.function`` (an exported Serving signature). ``sample_loop`` runs the whole
+generation as one ``tf.while_loop``, so a Serving request returns a complete sample.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+NEG_INF = -1e9  # finite stand-in for -inf: keeps softmax and argmax free of NaNs
+
+
+def apply_temperature(logits, temperature):
+    """z / τ for (batch, V) logits; τ <= 0 leaves the logits unchanged (greedy handles it)."""
+    temperature = ops.cast(temperature, logits.dtype)
+    safe = ops.where(temperature > 0, temperature, ops.ones_like(temperature))
+    return logits / safe
+
+
+def top_k_filter(logits, k):
+    """Logits outside the k largest of each row set to NEG_INF; k <= 0 or k >= V: no-op.
+
+    Args:
+        logits: (batch, V). k: int or scalar int tensor.
+    Ties with the k-th largest value are all kept.
+    """
+    vocab = ops.shape(logits)[-1]
+    k = ops.cast(k, "int32")
+    k = ops.where((k <= 0) | (k > vocab), vocab, k)
+    descending = -ops.sort(-logits, axis=-1)  # (batch, V), largest first
+    kth = ops.take(descending, ops.reshape(k - 1, (1,)), axis=-1)  # (batch, 1)
+    return ops.where(logits < kth, ops.full_like(logits, NEG_INF), logits)
+
+
+def top_p_filter(logits, p):
+    """Keeps the smallest most-likely set of tokens whose probabilities sum to >= p.
+
+    Args:
+        logits: (batch, V). p: float or scalar tensor in (0, 1]; p >= 1 is a no-op.
+    The most likely token is always kept; ties with the last kept logit are kept too.
+    """
+    p = ops.cast(p, logits.dtype)
+    descending = -ops.sort(-logits, axis=-1)  # (batch, V)
+    probs = ops.softmax(descending, axis=-1)
+    mass_before = ops.cumsum(probs, axis=-1) - probs  # probability of strictly more likely tokens
+    keep = (mass_before < p) | (p >= 1.0)  # (batch, V), a prefix of each row
+    threshold = ops.min(ops.where(keep, descending, ops.full_like(descending, -NEG_INF)), axis=-1)
+    return ops.where(logits < threshold[:, None], ops.full_like(logits, NEG_INF), logits)
+
+
+def ban_tokens(logits, banned_ids):
+    """Logits of ``banned_ids`` (a list of ints, may be empty) set to NEG_INF."""
+    if not banned_ids:
+        return logits
+    vocab = logits.shape[-1]
+    if vocab is None:
+        raise ValueError("ban_tokens needs a static vocabulary size (logits.shape[-1]).")
+    bad = [i for i in banned_ids if not 0 <= i < vocab]
+    if bad:
+        raise ValueError(f"Expected banned ids in [0, {vocab}). Received: banned_ids={banned_ids}")
+    banned = ops.sum(ops.one_hot(ops.convert_to_tensor(list(banned_ids)), vocab), axis=0) > 0
+    return ops.where(banned[None, :], ops.full_like(logits, NEG_INF), logits)
+
+
+def greedy(logits):
+    """argmax over the vocabulary: (batch, V) -> (batch,) int32."""
+    return ops.cast(ops.argmax(logits, axis=-1), "int32")
+
+
+def filter_logits(logits, temperature=1.0, top_k=0, top_p=1.0, banned_ids=()):
+    """The logits sampling draws from: banned removed, then temperature, top-k, top-p."""
+    logits = ban_tokens(ops.cast(logits, "float32"), banned_ids)
+    logits = apply_temperature(logits, temperature)
+    logits = top_k_filter(logits, top_k)
+    return top_p_filter(logits, top_p)
+
+
+def sample_logits(logits, seed, temperature=1.0, top_k=0, top_p=1.0, banned_ids=()):
+    """One token per row from (batch, V) logits -> (batch,) int32.
+
+    Args:
+        seed: int, (2,) int tensor, or scalar int tensor: stateless and reproducible.
+        temperature: τ; τ <= 0 means greedy.
+        top_k, top_p, banned_ids: see ``filter_logits``.
+    """
+    filtered = filter_logits(logits, temperature, top_k, top_p, banned_ids)
+    drawn = tf.random.stateless_categorical(filtered, 1, seed=_seed_pair(seed), dtype=tf.int32)[:, 0]
+    return tf.where(tf.cast(temperature, tf.float32) > 0, drawn, greedy(filtered))
+
+
+def sample_loop(
+    step_fn,
+    logits,
+    states,
+    max_length,
+    seed,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    eos_id=None,
+    banned_ids=(),
+):
+    """Autoregressive sampling as one ``tf.while_loop`` (usable inside a tf.function).
+
+    y<t> ~ filtered softmax(z<t>), then z<t+1>, states = step_fn(y<t>, states), for
+    t = 1..max_length or until every row has produced ``eos_id``.
+
+    Args:
+        step_fn: ``(tokens (batch,) int32, states list) -> (logits (batch, V), states)``.
+        logits: (batch, V) logits of the first token to sample (after the prompt).
+        states: list of (batch, d) tensors, the model state after the prompt.
+        max_length: int or scalar int tensor, the most tokens to generate.
+        seed: int or scalar int tensor; step t uses the stateless seed (seed, t).
+        temperature, top_k, top_p, banned_ids: see ``sample_logits``.
+        eos_id: a row stops after sampling it (the <EOS> itself is not kept).
+
+    Returns:
+        tokens (batch, n) int32 with n <= max_length, 0 after a row's end;
+        lengths (batch,) int32, the number of tokens before <EOS> (or n).
+    """
+    logits = tf.convert_to_tensor(logits)
+    batch = tf.shape(logits)[0]
+    max_length = tf.cast(max_length, tf.int32)
+    seed = tf.cast(seed, tf.int32)
+    tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None])
+    done = tf.zeros((batch,), tf.bool)
+    lengths = tf.zeros((batch,), tf.int32)
+
+    def cond(t, logits, states, done, lengths, tokens_ta):
+        return (t < max_length) & ~tf.reduce_all(done)
+
+    def body(t, logits, states, done, lengths, tokens_ta):
+        token = sample_logits(
+            logits, tf.stack([seed, t]), temperature, top_k, top_p, banned_ids
+        )  # (batch,)
+        ended = done
+        if eos_id is not None:
+            ended = done | tf.equal(token, eos_id)
+        token = tf.where(ended, tf.zeros_like(token), token)
+        lengths = lengths + tf.cast(~ended, tf.int32)
+        logits, states = step_fn(token, states)
+        return t + 1, tf.cast(logits, tf.float32), list(states), ended, lengths, tokens_ta.write(t, token)
+
+    _, _, _, _, lengths, tokens_ta = tf.while_loop(
+        cond,
+        body,
+        (tf.constant(0), tf.cast(logits, tf.float32), list(states), done, lengths, tokens_ta),
+    )
+    tokens = tf.transpose(tokens_ta.stack())  # (batch, n)
+    tokens = tf.reshape(tokens, (batch, -1))  # n = 0 gives (batch, 0), not (0,)
+    return tokens, lengths
+
+
+def _seed_pair(seed):
+    """A (2,) int32 stateless seed from an int, a scalar tensor or a pair."""
+    seed = tf.convert_to_tensor(seed)
+    seed = tf.cast(seed, tf.int32)
+    if seed.shape.rank == 0:
+        seed = tf.stack([seed, tf.zeros_like(seed)])
+    return seed
+
+
+def log_softmax(logits):
+    """log ŷ = z - logsumexp(z) over the last axis."""
+    return keras.ops.log_softmax(logits, axis=-1)
