@@ -1,0 +1,254 @@
+"""The one command line of every pipeline: ``python -m pipelines.<task> [command]``.
+
+Commands: ``train``, ``evaluate``, ``tune``, ``export``, ``predict``; with no command
+the task's main job runs (train, evaluate on the test split, export, show predictions).
+``main(task, argv) -> int`` so tests call it in-process; only this module prints.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from pipelines.common import config as config_lib
+from pipelines.common.textio import DataError
+
+DATA_FLAGS = {"data": "data", "train": "train_file", "valid": "valid_file", "test": "test_file"}
+
+
+def build_parser(task):
+    parser = argparse.ArgumentParser(
+        prog=f"python -m pipelines.{task.name}",
+        description=f"The {task.name} pipeline. With no command: train, evaluate, export "
+        "and show example predictions.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--preset", default=task.default_preset,
+                        help=f"named config: {', '.join(task.presets)} (default %(default)s)")
+    common.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="change one config field (repeatable)")
+    common.add_argument("--workdir", help=f"work directory (default runs/{task.name}/<preset>)")
+    common.add_argument("--export-dir", default="saved_models",
+                        help="Serving base path (default %(default)s)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data", help="a file (split deterministically), 'embedded' or tfds:NAME")
+    data.add_argument("--train", help="training file (with --valid, optional --test)")
+    data.add_argument("--valid", help="validation file")
+    data.add_argument("--test", help="test file")
+    data.add_argument("--fresh", action="store_true",
+                      help="discard an unfinished run in the workdir instead of resuming it")
+
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", parents=[common, data], help="the main job (the default)")
+    sub.add_parser("train", parents=[common, data], help="train (resumes an unfinished run)")
+    p = sub.add_parser("evaluate", parents=[common], help="metrics of the trained model")
+    p.add_argument("--data", help="file to evaluate on (default: the test split)")
+    p.add_argument("--out", help="directory for metrics.json and confusion.png "
+                   "(default <workdir>/eval)")
+    p = sub.add_parser("tune", parents=[common, data], help="keras-tuner search (resumable)")
+    p.add_argument("--tuner", default="random", choices=["random", "bayesian", "hyperband"])
+    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--train-best", action="store_true",
+                   help="then train the best config (in <workdir>/best) and export it")
+    sub.add_parser("export", parents=[common], help="export the trained model for Serving")
+    p = sub.add_parser("predict", parents=[common], help="predict through the exported model")
+    p.add_argument("--text", action="append", default=[], help="an input (repeatable)")
+    p.add_argument("--file", help="a file with one input per line ('-' for stdin)")
+    p.add_argument("--model", help="an export version directory (default: the latest under "
+                   "--export-dir)")
+    return parser
+
+
+def main(task, argv=None):
+    """Runs the CLI of ``task`` on ``argv`` (default sys.argv[1:]). Returns the exit code."""
+    from pipelines.common.train import ResumeError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    args = build_parser(task).parse_args(argv)
+    try:
+        return COMMANDS[args.command](task, args)
+    except (DataError, config_lib.ConfigError, ResumeError, UsageError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+class UsageError(ValueError):
+    """A command used in a way that cannot work (nothing to predict, no test split)."""
+
+
+def resolve_config(task, args):
+    config = config_lib.from_preset(task.presets, args.preset)
+    values = {
+        field: getattr(args, flag)
+        for flag, field in DATA_FLAGS.items()
+        if getattr(args, flag, None) is not None
+    }
+    return config_lib.override(config, args.overrides, **values)
+
+
+def workdir_of(task, args):
+    return args.workdir or os.path.join("runs", task.name, args.preset)
+
+
+def _verbose(args):
+    if args.quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _say(args, *lines):
+    for line in lines:
+        print(line, flush=True)
+
+
+def _train(task, args, config, workdir):
+    from pipelines.common import train
+
+    started = time.time()
+    datasets = task.make_datasets(config)
+    sizes = ", ".join(f"{k} {v}" for k, v in datasets.sizes.items())
+    _say(args, f"[{task.name}] data: {sizes}; work directory {workdir}")
+    model, info = train.fit(task, config, workdir, datasets, verbose=_verbose(args),
+                            fresh=getattr(args, "fresh", False))
+    if info["resumed_from"]:
+        _say(args, f"resumed from epoch {info['resumed_from']}")
+    _say(args, f"trained {info['epochs_run']} epochs in {time.time() - started:.0f} s; "
+               f"best {task.monitor} {info['best']:.4f}")
+    return model, datasets, info
+
+
+def cmd_train(task, args):
+    config = resolve_config(task, args)
+    _train(task, args, config, workdir_of(task, args))
+    return 0
+
+
+def _report(task, args, report, out_dir, title):
+    from pipelines.common import metrics
+
+    os.makedirs(out_dir, exist_ok=True)
+    config_lib.write_json(os.path.join(out_dir, "metrics.json"), report)
+    if "per_class" in report:
+        _say(args, metrics.format_report(report))
+    else:
+        _say(args, "  ".join(f"{k} {v:.4f}" for k, v in report.items() if isinstance(v, float)))
+    if "confusion" in report:
+        metrics.plot_confusion(report, os.path.join(out_dir, "confusion.png"), title)
+    _say(args, f"wrote {out_dir}/metrics.json" + (" and confusion.png" if "confusion" in report else ""))
+
+
+def cmd_evaluate(task, args):
+    from pipelines.common import train
+
+    workdir = workdir_of(task, args)
+    config_class = type(task.presets[task.default_preset])
+    model, config, meta = train.load_trained(workdir, config_class)
+    if args.data:
+        dataset, name = task.read_split(config, meta, args.data), args.data
+    else:
+        datasets = task.make_datasets(config, meta=meta)
+        if datasets.test is None:
+            raise UsageError("This run's data has no test split: pass --data FILE.")
+        dataset, name = datasets.test, "test split"
+    report = task.evaluate(model, dataset, config, meta)
+    _say(args, f"[{task.name}] evaluation on {name}:")
+    _report(task, args, report, args.out or os.path.join(workdir, "eval"), f"{task.name}: {name}")
+    return 0
+
+
+def _export(task, args, model, config, meta):
+    from pipelines.common import export
+
+    path = export.export(task.serving_model(model, config, meta), args.export_dir, task.name,
+                         config=config, meta=meta)
+    _say(args, f"exported {path} (and {os.path.join(args.export_dir, 'models.config')})")
+    return path
+
+
+def cmd_export(task, args):
+    from pipelines.common import train
+
+    model, config, meta = train.load_trained(workdir_of(task, args),
+                                             type(task.presets[task.default_preset]))
+    _export(task, args, model, config, meta)
+    return 0
+
+
+def _show_predictions(task, args, version_dir, texts):
+    from pipelines.common import export
+
+    for text, row in zip(texts, export.predict(version_dir, texts)):
+        shown = text if len(text) <= 70 else text[:67] + "..."
+        _say(args, f"{task.format_prediction(row):<28} {shown}")
+
+
+def cmd_predict(task, args):
+    from pipelines.common import export
+
+    texts = list(args.text)
+    if args.file:
+        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+        with stream:
+            texts += [line.rstrip("\n") for line in stream]
+    if not texts:
+        if sys.stdin.isatty():
+            raise UsageError("Nothing to predict: pass --text, --file FILE, or pipe lines to stdin.")
+        texts = [line.rstrip("\n") for line in sys.stdin]
+    version_dir = args.model or export.latest_version_dir(args.export_dir, task.name)
+    _show_predictions(task, args, version_dir, texts)
+    return 0
+
+
+def cmd_tune(task, args):
+    from pipelines.common import tune
+
+    config = resolve_config(task, args)
+    workdir = workdir_of(task, args)
+    datasets = task.make_datasets(config)
+    best_config, values, summary = tune.search(task, config, datasets, workdir, args.tuner,
+                                               args.max_trials, verbose=_verbose(args))
+    _say(args, f"[{task.name}] {summary['trials']} trials; best {task.monitor} "
+               f"{summary['best_score']:.4f} with {json.dumps(values)}",
+         f"wrote {os.path.join(workdir, 'tune', args.tuner, 'best_config.json')}")
+    if args.train_best:
+        best_dir = os.path.join(workdir, "best")
+        model, datasets, _ = _train(task, args, best_config, best_dir)
+        if datasets.test is not None:
+            _report(task, args, task.evaluate(model, datasets.test, best_config, datasets.meta),
+                    os.path.join(best_dir, "eval"), f"{task.name}: test split")
+        _export(task, args, model, best_config, datasets.meta)
+    return 0
+
+
+def cmd_run(task, args):
+    config = resolve_config(task, args)
+    workdir = workdir_of(task, args)
+    model, datasets, _ = _train(task, args, config, workdir)
+    if datasets.test is not None:
+        _say(args, f"[{task.name}] test metrics:")
+        _report(task, args, task.evaluate(model, datasets.test, config, datasets.meta),
+                os.path.join(workdir, "eval"), f"{task.name}: test split")
+    version_dir = _export(task, args, model, config, datasets.meta)
+    _say(args, f"[{task.name}] example predictions through the export:")
+    _show_predictions(task, args, version_dir, task.example_inputs(config, datasets.meta))
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "tune": cmd_tune,
+    "export": cmd_export,
+    "predict": cmd_predict,
+}
+
+
+def describe(config):
+    """One line per config field (for logs)."""
+    return "\n".join(f"  {f.name} = {getattr(config, f.name)!r}" for f in dataclasses.fields(config))

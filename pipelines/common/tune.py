@@ -1,0 +1,72 @@
+"""Hyperparameter search with keras-tuner over a task's ``search_space``.
+
+The tuner's state lives in ``<workdir>/tune/<tuner>/``; running the same command again
+reloads it and continues the search (finished trials are kept, ``max_trials`` counts
+them). The best hyperparameters and the config they give are written to
+``best_hyperparameters.json`` and ``best_config.json`` there.
+"""
+
+import dataclasses
+import os
+
+import keras
+
+from pipelines.common import config as config_lib
+
+TUNERS = ("random", "bayesian", "hyperband")
+
+
+def search(task, config, datasets, workdir, tuner="random", max_trials=10, verbose=1):
+    """Runs (or resumes) the search. Returns ``(best_config, best_hp_values, summary)``."""
+    import keras_tuner as kt
+
+    if tuner not in TUNERS:
+        raise ValueError(f"Unknown tuner {tuner!r}. Expected one of {TUNERS}.")
+    meta = datasets.meta
+    directory = os.path.join(workdir, "tune")
+    os.makedirs(directory, exist_ok=True)
+
+    def build(hp):
+        return task.build_model(task.search_space(hp, config), meta)
+
+    common = dict(
+        objective=kt.Objective(task.monitor, direction=task.monitor_mode),
+        directory=directory,
+        project_name=tuner,
+        overwrite=False,
+        seed=config.seed,
+    )
+    if tuner == "random":
+        t = kt.RandomSearch(build, max_trials=max_trials, **common)
+    elif tuner == "bayesian":
+        t = kt.BayesianOptimization(build, max_trials=max_trials, **common)
+    else:
+        t = kt.Hyperband(build, max_epochs=config.epochs, factor=3, hyperband_iterations=1, **common)
+    config_lib.save(config, os.path.join(directory, tuner, "base_config.json"))
+    callbacks = [keras.callbacks.EarlyStopping(task.monitor, mode=task.monitor_mode,
+                                               patience=max(1, config.patience))]
+    t.search(datasets.train, validation_data=datasets.valid, epochs=config.epochs,
+             callbacks=callbacks, verbose=verbose)
+    best_hp = t.get_best_hyperparameters(1)[0]
+    best_config = task.search_space(best_hp, config)
+    trials = t.oracle.get_best_trials(num_trials=max(1, len(t.oracle.trials)))
+    summary = {
+        "tuner": tuner,
+        "trials": len(t.oracle.trials),
+        "best_score": trials[0].score if trials else None,
+        "monitor": task.monitor,
+    }
+    out = os.path.join(directory, tuner)
+    config_lib.write_json(os.path.join(out, "best_hyperparameters.json"),
+                          {"values": best_hp.values, **summary})
+    config_lib.save(best_config, os.path.join(out, "best_config.json"))
+    return best_config, dict(best_hp.values), summary
+
+
+def changed_fields(base, new):
+    """{field: (old, new)} for the fields that differ between two configs."""
+    return {
+        f.name: (getattr(base, f.name), getattr(new, f.name))
+        for f in dataclasses.fields(base)
+        if getattr(base, f.name) != getattr(new, f.name)
+    }

