@@ -1,0 +1,60 @@
+"""Language model configs: ``default`` (the main job), ``word``, ``shakespeare`` and
+``small`` (tests)."""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class CharLMConfig:
+    # Data. ``data``: "embedded" (pydoc_data.topics, the Python documentation prose) or
+    # one or more UTF-8 text files separated by commas, concatenated and split by
+    # position: the first 1 - valid_fraction of the characters train.
+    data: str = "embedded"
+    train_file: Optional[str] = None  # with valid_file: explicit splits instead
+    valid_file: Optional[str] = None
+    test_file: Optional[str] = None
+    valid_fraction: float = 0.1
+    max_chars: int = 0  # 0 = the whole corpus; else only its first max_chars (tests)
+    # Tokens: "char" (every character, case kept) or "word" (lowercased words and
+    # punctuation, <eos> at sentence ends, the vocab_size most frequent, <unk> for the rest).
+    level: str = "char"
+    vocab_size: int = 10000  # includes the 3 reserved ids (start/padding, [UNK], <eos>)
+    # Windows of the token stream; carry_state: truncated BPTT, the state of batch k
+    # starts batch k+1 (the batches are then laid out as contiguous rows).
+    window: int = 100
+    carry_state: bool = False
+    # Model: embedding -> zoo recurrent layers -> per-step softmax.
+    embedding_dim: int = 64
+    cell: str = "lstm"
+    units: int = 256
+    num_layers: int = 1
+    dropout: float = 0.1
+    # Optimization.
+    learning_rate: float = 2e-3
+    clipnorm: float = 5.0  # global gradient norm clipping (exploding gradients)
+    batch_size: int = 64
+    epochs: int = 10
+    steps_per_epoch: int = 0  # 0 = one pass over the training windows
+    patience: int = 3
+    seed: int = 0
+    # Samples shown after training.
+    sample_length: int = 300
+    temperature: float = 0.8
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+PRESETS = {
+    "default": CharLMConfig(),
+    # Word level on the same prose: 10,000-word vocabulary, sentence-sized windows.
+    "word": CharLMConfig(level="word", window=35, embedding_dim=128, units=256, dropout=0.3,
+                         epochs=10, sample_length=40),
+    # The tiny-shakespeare benchmark (pass the file with --data): a larger model, more
+    # windows per step; see benchmarks/char_lm.py.
+    "shakespeare": CharLMConfig(units=512, window=128, batch_size=64, dropout=0.2,
+                                learning_rate=3e-3, epochs=30, patience=30),
+    # Tests: the first 20,000 characters, a tiny model, one epoch; seconds on 2 cores.
+    "small": CharLMConfig(max_chars=20000, window=32, embedding_dim=8, units=16,
+                          batch_size=16, epochs=1, dropout=0.0, sample_length=40),
+}

@@ -1,0 +1,232 @@
+"""Language model: builder, keras-tuner search space, metrics and the serving model.
+
+Training model: ``zoo.builders.build_language_model`` (token ids -> embedding -> zoo
+recurrent layers -> logits at every step), trained with the per-step softmax
+cross-entropy L = -(1/T) Σ_t log ŷ<t>[y<t>] averaged over the batch (the course sums
+over t; the mean differs by the constant T and reads directly as nats per token),
+Adam with global gradient-norm clipping.
+
+Serving model (``LanguageModelServer``): the same weights behind two graph functions
+that take raw strings:
+    generate(prompts, max_length, temperature, top_k, seed) -> generated text
+        the prompt runs through the stepping model, then the whole sampling loop
+        (``zoo.decoding.sample_loop``) runs in the graph: one request, one sample.
+    score(texts) -> log P(text) and the per-token log-probabilities
+        log P(y<1..T>) = Σ_t log P(y<t> | y<1..t-1>), word level with <eos> at the end.
+"""
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.char_lm import data
+from zoo import decoding
+from zoo.builders import language_model as lm
+
+LOG2 = math.log(2.0)
+
+
+def build_model(config, meta):
+    """The compiled language model for ``config`` and ``meta["vocabulary"]``."""
+    model = lm.build_language_model(
+        vocab_size=len(meta["vocabulary"]),
+        embedding_dim=config.embedding_dim,
+        cell=config.cell,
+        units=config.units,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        name="char_lm",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            config.learning_rate, global_clipnorm=config.clipnorm or None
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def search_space(hp, config):
+    """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters)."""
+    return dataclasses.replace(
+        config,
+        cell=hp.Choice("cell", ["rnn", "simplified_gru", "gru", "lstm", "peephole_lstm"],
+                       default=config.cell),
+        units=hp.Choice("units", [64, 128, 256, 512], default=config.units),
+        num_layers=hp.Int("num_layers", 1, 3, default=config.num_layers),
+        dropout=hp.Float("dropout", 0.0, 0.5, step=0.1, default=config.dropout),
+        learning_rate=hp.Float("learning_rate", 5e-4, 1e-2, sampling="log",
+                               default=config.learning_rate),
+    )
+
+
+def cross_entropy(model, dataset):
+    """Mean nats per token of ``model`` on ``dataset`` (x, y) batches; padding (y = 0)
+    is skipped. Returns (nats per token, number of tokens)."""
+    total, count = 0.0, 0
+    for x, y in dataset:
+        logits = model(x, training=False)  # (batch, T, V)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        real = tf.cast(tf.not_equal(y, data.PAD_ID), tf.float32)
+        total += float(tf.reduce_sum(nll * real))
+        count += int(tf.reduce_sum(real))
+    if count == 0:
+        raise ValueError("The dataset holds no tokens to evaluate.")
+    return total / count, count
+
+
+def evaluate(model, dataset, config, meta):
+    """Cross-entropy in nats per token; bits per character (char level) or perplexity
+    (word level, per token including punctuation and <eos>)."""
+    nats, count = cross_entropy(model, dataset)
+    report = {"nats_per_token": nats, "bits_per_token": nats / LOG2, "tokens": count}
+    if meta["level"] == "char":
+        report["bits_per_char"] = nats / LOG2
+    else:
+        report["perplexity"] = math.exp(nats)
+    return report
+
+
+@keras.saving.register_keras_serializable(package="char_lm")
+class LanguageModelServer(keras.layers.Layer):
+    """Raw strings in, text or log-probabilities out, all in the graph.
+
+    Args:
+        model: a ``build_language_model`` model (shared, not copied).
+        vocabulary: the ``data.build_vocabulary`` list.
+        level: "char" or "word".
+        allow_unk: let the sampler emit [UNK] (word level); off by default.
+    """
+
+    def __init__(self, model, vocabulary, level, allow_unk=False, **kwargs):
+        super().__init__(**kwargs)
+        if level not in data.LEVELS:
+            raise ValueError(f"Expected level in {data.LEVELS}. Received: level={level!r}")
+        self.model = model
+        self.step_model = lm.build_step_model(model)
+        self.vectorizer = data.make_vectorizer(vocabulary)
+        self.vocabulary = list(vocabulary)
+        self.level = level
+        self.banned = [data.PAD_ID] + ([] if allow_unk and level == "word" else [data.UNK_ID])
+        if level == "char":
+            self.banned.append(data.EOS_ID)  # never a character target
+
+    def _ids(self, tokens):
+        """Ragged string tokens -> ragged int32 ids."""
+        return tf.cast(tf.ragged.map_flat_values(self.vectorizer, tokens), tf.int32)
+
+    def _strings(self, ids):
+        return tf.gather(tf.constant(self.vocabulary), ids)
+
+    def _step(self, ids, mask, states):
+        out = self.step_model([ids, mask] + list(states), training=False)
+        return out["logits"], out["states"]
+
+    def call(self, prompts):
+        return self.generate(prompts, 100, 1.0, 0, 0)
+
+    def generate(self, prompts, max_length, temperature, top_k, seed, top_p=1.0):
+        """prompts (batch,) strings -> {"text": prompt + sample, "generated": sample,
+        "length": tokens sampled (batch,)}; scalars for the rest (see zoo.decoding)."""
+        prompts = tf.convert_to_tensor(prompts, tf.string)
+        ids = self._ids(data.prompt_tokens(prompts, self.level))  # (batch, None)
+        start = tf.zeros([ids.nrows(), 1], tf.int32)
+        inputs = tf.concat([start, ids], axis=1)  # x<1> = 0, then the prompt
+        inputs = tf.ragged.map_flat_values(
+            lambda v: tf.where(tf.equal(v, data.EOS_ID), tf.zeros_like(v), v), inputs
+        )
+        lengths = tf.cast(inputs.row_lengths(), tf.int32)  # >= 1
+        dense = inputs.to_tensor()  # (batch, P + 1), padded after the end
+        mask = tf.sequence_mask(lengths, tf.shape(dense)[1])
+        batch = tf.shape(dense)[0]
+        states = [tf.zeros([batch, n]) for n in lm.state_shapes(self.model)]
+        logits, states = self._step(dense, mask, states)  # logits (batch, P + 1, V)
+        last = tf.gather(logits, lengths - 1, axis=1, batch_dims=1)  # (batch, V)
+
+        def step_fn(token, states):
+            logits, states = self._step(token[:, None], tf.ones_like(token[:, None], tf.bool), states)
+            return logits[:, -1], states
+
+        tokens, n = decoding.sample_loop(
+            step_fn, last, states, max_length, seed,
+            temperature=temperature, top_k=top_k, top_p=top_p,
+            eos_id=data.EOS_ID if self.level == "word" else None,
+            banned_ids=self.banned,
+        )
+        generated = data.detokenize(
+            tf.RaggedTensor.from_tensor(self._strings(tokens), lengths=n), self.level
+        )
+        sep = "" if self.level == "char" else " "
+        joiner = tf.where(
+            (tf.strings.length(prompts) > 0) & (tf.strings.length(generated) > 0), sep, ""
+        )
+        return {
+            "text": tf.strings.join([prompts, joiner, generated]),
+            "generated": generated,
+            "length": n,
+        }
+
+    def score(self, texts):
+        """texts (batch,) -> {"log_prob": log P(text) (batch,) in nats,
+        "token_log_probs": (batch, T) per token (0 after the end), "tokens": (batch, T)
+        strings ("" after the end), "num_tokens": (batch,)}."""
+        texts = tf.convert_to_tensor(texts, tf.string)
+        tokens = data.sentence_tokens(texts, self.level)
+        y = self._ids(tokens).to_tensor()  # (batch, T), 0 = padding
+        x = data.inputs_from_targets(y)
+        log_probs = tf.nn.log_softmax(self.model(x, training=False), axis=-1)  # (batch, T, V)
+        picked = tf.gather(log_probs, y, axis=2, batch_dims=2)  # (batch, T)
+        real = tf.not_equal(y, data.PAD_ID)
+        picked = tf.where(real, picked, tf.zeros_like(picked))
+        return {
+            "log_prob": tf.reduce_sum(picked, axis=1),
+            "token_log_probs": picked,
+            "tokens": tokens.to_tensor(default_value=""),
+            "num_tokens": tf.reduce_sum(tf.cast(real, tf.int32), axis=1),
+        }
+
+    def endpoints(self):
+        """Serving signatures: name -> (function, input signature)."""
+        generate = (
+            lambda prompts, max_length, temperature, top_k, seed: self.generate(
+                prompts, max_length, temperature, top_k, seed
+            ),
+            [
+                tf.TensorSpec([None], tf.string, name="prompts"),
+                tf.TensorSpec([], tf.int32, name="max_length"),
+                tf.TensorSpec([], tf.float32, name="temperature"),
+                tf.TensorSpec([], tf.int32, name="top_k"),
+                tf.TensorSpec([], tf.int32, name="seed"),
+            ],
+        )
+        score = (self.score, [tf.TensorSpec([None], tf.string, name="texts")])
+        return {"serving_default": generate, "generate": generate, "score": score}
+
+
+def serving_model(model, config, meta):
+    return LanguageModelServer(model, meta["vocabulary"], meta["level"])
+
+
+def example_inputs(config, meta):
+    """Prompts for the samples shown after training ("" = from nothing)."""
+    if meta["level"] == "word":
+        return ["", "the", "if the"]
+    return ["", "The ", "def "]
+
+
+def format_prediction(row):
+    text = row.get("text", row.get("generated", b""))
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
+def score_table(rows):
+    """Plain numbers from ``score`` outputs: [(log_prob, [(token, log_prob), ...])]."""
+    out = []
+    for row in rows:
+        n = int(row["num_tokens"])
+        tokens = [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in row["tokens"][:n]]
+        out.append((float(row["log_prob"]), list(zip(tokens, np.asarray(row["token_log_probs"][:n]).tolist()))))
+    return out

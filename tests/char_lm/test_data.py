@@ -1,0 +1,81 @@
+"""The char_lm tf.data chain: tokenization at both levels, vocabulary, windows."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.char_lm import data
+
+
+def _strings(ragged):
+    return [[t.decode() for t in row] for row in ragged.to_list()]
+
+
+def test_word_tokens_have_eos_at_sentence_ends_and_blank_lines():
+    text = "Hello, World! Is it 3.5 m?\n\nA title\n\nDon't stop. "
+    assert _strings(data.tokenize([text], "word")) == [[
+        "hello", ",", "world", "!", "<eos>", "is", "it", "3", ".", "5", "m", "?", "<eos>",
+        "a", "title", "<eos>", "don't", "stop", ".", "<eos>",
+    ]]
+
+
+def test_sentences_end_with_one_eos_and_prompts_with_none():
+    scored = _strings(data.sentence_tokens(["the pair salad", "done.", ""], "word"))
+    assert scored == [["the", "pair", "salad", "<eos>"], ["done", ".", "<eos>"], ["<eos>"]]
+    prompts = _strings(data.prompt_tokens(["One. Two.", "go on"], "word"))
+    assert prompts == [["one", ".", "<eos>", "two", "."], ["go", "on"]]
+    assert _strings(data.sentence_tokens(["pär"], "char")) == [["p", "ä", "r"]]
+
+
+def test_vocabulary_reserves_ids_and_caps_words():
+    text = "a a a b b c. d d d d\n\n"
+    vocab = data.build_vocabulary(text, "word", max_size=5)
+    assert vocab == ["", "[UNK]", "<eos>", "d", "a"]
+    vectorizer = data.make_vectorizer(vocab)
+    ids = data.token_stream(text, "word", vectorizer)
+    assert ids.tolist() == [4, 4, 4, 1, 1, 1, 1, 2, 3, 3, 3, 3, 2]
+    chars = data.build_vocabulary("hello", "char", None)
+    assert chars[:3] == list(data.RESERVED) and sorted(chars[3:]) == ["e", "h", "l", "o"]
+    assert data.UNK_ID not in data.token_stream("hello", "char", data.make_vectorizer(chars))
+
+
+def test_windows_shift_targets_and_start_with_the_start_token():
+    ids = np.arange(3, 3 + 50, dtype="int32")
+    ids[10] = data.EOS_ID
+    x, y = next(iter(data.make_dataset(ids, window=20, batch_size=2)))
+    x, y = x.numpy(), y.numpy()
+    assert x.shape == y.shape == (2, 20)
+    np.testing.assert_array_equal(y[0], ids[:20])
+    assert x[0, 0] == 0 and x[1, 0] == 0
+    np.testing.assert_array_equal(x[0, 1:], np.where(ids[:19] == data.EOS_ID, 0, ids[:19]))
+    assert x[0, 11] == 0  # the <eos> input became the start token
+
+
+def test_carry_state_batches_continue_row_by_row():
+    ids = np.arange(3, 3 + 100, dtype="int32")
+    batches = [y.numpy() for _, y in data.make_dataset(ids, window=10, batch_size=3, carry_state=True)]
+    assert len(batches) == 3  # 100 // 3 = 33 tokens per row -> 3 windows of 10
+    rows = np.concatenate(batches, axis=1)  # (3, 30)
+    np.testing.assert_array_equal(rows[0], ids[:30])
+    np.testing.assert_array_equal(rows[1], ids[30:60])
+
+
+def test_split_and_errors():
+    train, valid = data.split_corpus("0123456789", 0.2)
+    assert (train, valid) == ("01234567", "89")
+    with pytest.raises(ValueError, match="valid_fraction"):
+        data.split_corpus("abc", 1.0)
+    with pytest.raises(ValueError, match="level"):
+        data.tokenize(["x"], "byte")
+    with pytest.raises(ValueError, match="too short"):
+        data.make_dataset(np.arange(5), window=10, batch_size=1)
+
+
+def test_default_corpus_is_real_prose():
+    text = data.load_corpus()
+    assert len(text) > 400_000 and "the" in text
+
+
+def test_detokenize_words_closes_punctuation():
+    tokens = tf.ragged.constant([["hello", ",", "world", "!"]])
+    assert data.detokenize(tokens, "word").numpy()[0].decode() == "hello, world!"
