@@ -218,8 +218,10 @@ def example_inputs(config, meta):
 
 
 def format_prediction(row):
+    """The generated text on one line (newlines shown as \\n)."""
     text = row.get("text", row.get("generated", b""))
-    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return text.replace("\n", "\\n")
 
 
 def score_table(rows):

@@ -1,0 +1,3 @@
+from pipelines.char_lm import TASK
+from pipelines.common.cli import main
+raise SystemExit(main(TASK))
