@@ -16,6 +16,7 @@ def _loss_fn(layer, mask):
     w_out = tf.constant(rng.normal(size=(B, T, U)))
     w_states = [tf.constant(rng.normal(size=(B, U))) for _ in range(layer.num_states)]
 
+    @tf.function
     def loss(x):
         outputs, *states = layer(x, mask=mask)
         total = tf.reduce_sum(outputs * w_out)
