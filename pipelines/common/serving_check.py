@@ -67,7 +67,9 @@ with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
     tensor_names = {"inputs": {k: v.name for k, v in signature.inputs.items()}, "outputs": fetches}
 
 loaded = tf.saved_model.load(path)
-eager_out = loaded.signatures["serving_default"](**{input_name: tf.constant(inputs, tf.string)})
+serve = loaded.signatures["serving_default"]
+dtype = serve.structured_input_signature[1][input_name].dtype
+eager_out = serve(**{input_name: tf.constant(inputs, dtype)})
 
 print("RESULT " + json.dumps({
     "blocked": blocked,
@@ -92,7 +94,7 @@ def clean_env():
 
 
 def run_export(version_dir, inputs, input_name="text", timeout=600):
-    """Runs ``inputs`` (list of str) through the export at ``version_dir`` in a process
+    """Runs ``inputs`` (list of str, or nested lists of numbers for non-text signatures) through the export at ``version_dir`` in a process
     where the project cannot be imported.
 
     Returns a dict: ``blocked`` ({"zoo": True, "pipelines": True} when the block held),

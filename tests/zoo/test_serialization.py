@@ -1,15 +1,13 @@
 """Config round trips, Bidirectional construction, .keras files and SavedModel export."""
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
 
 import zoo
+from pipelines.common import serving_check
 from tests.zoo.conftest import make_cell
 
 D, U = 3, 4
@@ -72,49 +70,14 @@ def test_keras_file_round_trip_gives_identical_outputs(cell_case, tmp_path):
     np.testing.assert_array_equal(np.asarray(restored(TOKENS)), np.asarray(model(TOKENS)))
 
 
-# Runs in a fresh interpreter: blocks every import of the project, then loads the
-# SavedModel with plain TensorFlow and prints its outputs as JSON.
-LOAD_WITHOUT_PROJECT = textwrap.dedent(
-    """
-    import importlib.abc, json, sys
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("zoo", "pipelines", "tests"):
-                raise ImportError(f"project module {name} must not be needed")
-            return None
-
-    sys.meta_path.insert(0, Block())
-    import numpy as np
-    import tensorflow as tf
-    try:
-        import zoo  # noqa: F401
-        raise SystemExit("zoo is importable")
-    except ImportError:
-        pass
-    loaded = tf.saved_model.load(sys.argv[1])
-    tokens = tf.constant(json.loads(sys.argv[2]), dtype=tf.int32)
-    out = loaded.serve(tokens)
-    print(json.dumps(np.asarray(out).tolist()))
-    """
-)
-
-
 @pytest.mark.parametrize("case", [("lstm", {}), ("peephole_lstm", {"output_peephole": "current"})])
 def test_savedmodel_export_runs_without_the_project(case, tmp_path):
     model = small_model(*case)
     export_dir = tmp_path / "export"
     model.export(str(export_dir), verbose=False)
-    script = tmp_path / "load.py"
-    script.write_text(LOAD_WITHOUT_PROJECT)
-    result = subprocess.run(
-        [sys.executable, "-I", str(script), str(export_dir), json.dumps(TOKENS.tolist())],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    served = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
-    np.testing.assert_allclose(served, np.asarray(model(TOKENS)), rtol=1e-6, atol=1e-7)
+    served = serving_check.run_export(export_dir, TOKENS.tolist(), input_name="tokens")
+    assert served["blocked"] == {"zoo": True, "pipelines": True} and not served["modules"]
+    expected = np.asarray(model(TOKENS))
+    for path in ("session", "eager"):
+        (outputs,) = served[path].values()
+        np.testing.assert_allclose(np.array(outputs), expected, rtol=1e-6, atol=1e-7)
