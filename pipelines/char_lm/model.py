@@ -175,16 +175,20 @@ class LanguageModelServer(keras.layers.Layer):
         strings ("" after the end), "num_tokens": (batch,)}."""
         texts = tf.convert_to_tensor(texts, tf.string)
         tokens = data.sentence_tokens(texts, self.level)
+        tokens_dense = tokens.to_tensor(default_value="")  # (batch, T)
+        width = tf.shape(tokens_dense)[1]
         y = self._ids(tokens).to_tensor()  # (batch, T), 0 = padding
+        y = tf.pad(y, [[0, 0], [0, 1]])  # one padding step more: T = 0 still runs
         x = data.inputs_from_targets(y)
-        log_probs = tf.nn.log_softmax(self.model(x, training=False), axis=-1)  # (batch, T, V)
-        picked = tf.gather(log_probs, y, axis=2, batch_dims=2)  # (batch, T)
+        log_probs = tf.nn.log_softmax(self.model(x, training=False), axis=-1)  # (batch, T+1, V)
+        picked = tf.gather(log_probs, y, axis=2, batch_dims=2)[:, :width]  # (batch, T)
+        y = y[:, :width]
         real = tf.not_equal(y, data.PAD_ID)
         picked = tf.where(real, picked, tf.zeros_like(picked))
         return {
             "log_prob": tf.reduce_sum(picked, axis=1),
             "token_log_probs": picked,
-            "tokens": tokens.to_tensor(default_value=""),
+            "tokens": tokens_dense,
             "num_tokens": tf.reduce_sum(tf.cast(real, tf.int32), axis=1),
         }
 
