@@ -3,6 +3,7 @@
 Bidirectional use of any cell is ``keras.layers.Bidirectional(Recurrent(cell))``.
 """
 
+from zoo.layers.crf import CRF
 from zoo.layers.deep import DeepRNN
 from zoo.layers.heads import OutputHead
 from zoo.layers.recurrent import Recurrent

@@ -1,0 +1,177 @@
+"""Linear-chain conditional random field: a layer, its loss and Viterbi decoding.
+
+Keras 3 has no CRF. Here the layer turns per-step emission scores into the pairwise
+potentials of the chain, and two functions act on those potentials alone (so the loss
+needs no reference to the layer and a saved model needs nothing but the registered
+names): ``crf_loss`` (negative log-likelihood by the forward algorithm) and
+``crf_decode`` (Viterbi).
+"""
+
+import keras
+from keras import ops
+
+# The score of leaving the chain's state at a masked (padding) step: exp(-1e4) is 0 in
+# float32, and -1e4 stays finite so gradients do too.
+_BLOCKED = -1e4
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CRF(keras.layers.Layer):
+    """Linear-chain CRF over K tags: the potentials of score(y) for every step.
+
+    For a sentence of T_b real steps, emission scores U (T_b, K) (the tagger's per-step
+    scores) and learned transition scores A (K, K), start scores s (K) and end scores
+    e (K), a tag sequence y = y_1..y_T_b scores
+
+        score(y) = s[y_1] + sum_t U[t, y_t] + sum_{t=2..T_b} A[y_{t-1}, y_t] + e[y_T_b]
+
+    and P(y | x) = exp(score(y)) / Z, Z = sum over all K^T_b sequences. The layer writes
+    score(y) as a sum of pairwise potentials ψ (batch, T, K, K):
+
+        ψ[t, i, j] = U[t, j] + A[i, j]       (1 < t <= T_b)
+        ψ[1, i, j] = U[1, j] + s[j]          (the same for every i)
+        ψ[T_b, i, j] += e[j]
+        ψ[t] = 0 on the diagonal, -1e4 elsewhere   (masked steps t > T_b)
+
+    so that score(y) = sum_{t=1..T} ψ[t, y_{t-1}, y_t] with y_0 = 0, and masked steps
+    carry the chain's state unchanged. On the potentials:
+
+        forward algorithm   α_0 = [0, -inf, ...];  α_t[j] = logsumexp_i(α_{t-1}[i] + ψ[t, i, j]);
+                            log Z = logsumexp_j α_T[j]          (``crf_log_partition``)
+        loss                -log P(y | x) = log Z - score(y)    (``crf_loss``)
+        Viterbi             δ_t[j] = max_i(δ_{t-1}[i] + ψ[t, i, j]), back-pointers
+                            argmax_i, then backtracking from argmax_j δ_T[j]  (``crf_decode``)
+
+    Masks must be right-padded (real steps first). Targets for ``crf_loss`` are padded
+    with -1 exactly where the mask is False.
+
+    Args:
+        use_boundary: learn the start and end scores s and e (else they are 0).
+        transitions_initializer: initializer of A, s and e.
+
+    Call arguments:
+        emissions: (batch, T, K) float scores U (no activation).
+        mask: optional (batch, T) booleans, True for real steps.
+    Returns ψ (batch, T, K, K); the output carries no mask (the loss reads padding from
+    the -1 targets).
+
+    Example:
+        >>> crf = CRF()
+        >>> potentials = crf(np.zeros((2, 5, 3)), mask=np.array([[1] * 5, [1, 1, 0, 0, 0]]) > 0)
+        >>> crf_decode(potentials).shape
+        (2, 5)
+    """
+
+    def __init__(self, use_boundary=True, transitions_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.use_boundary = bool(use_boundary)
+        self.transitions_initializer = keras.initializers.get(transitions_initializer)
+        self.supports_masking = True
+
+    def build(self, emissions_shape):
+        k = emissions_shape[-1]
+        if k is None or k < 1:
+            raise ValueError(f"Expected a known number of tags K >= 1. Received: shape={emissions_shape}")
+        self.num_tags = int(k)
+        self.transitions = self.add_weight(
+            shape=(k, k), initializer=self.transitions_initializer, name="transitions")
+        if self.use_boundary:
+            self.start_scores = self.add_weight(
+                shape=(k,), initializer=self.transitions_initializer, name="start_scores")
+            self.end_scores = self.add_weight(
+                shape=(k,), initializer=self.transitions_initializer, name="end_scores")
+
+    def call(self, emissions, mask=None):
+        shape = ops.shape(emissions)
+        batch, time, k = shape[0], shape[1], self.num_tags
+        if mask is None:
+            mask = ops.ones((batch, time), dtype="bool")
+        real = ops.cast(mask, emissions.dtype)[:, :, None, None]  # (batch, T, 1, 1)
+        steps = ops.arange(time)[None, :]  # (1, T)
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)[:, None]  # (batch, 1)
+        first = ops.cast(steps == 0, emissions.dtype)[:, :, None, None]  # (1, T, 1, 1)
+        # ψ[t, i, j] = U[t, j] + A[i, j] (t > 1) or + s[j] (t = 1), + e[j] at t = T_b.
+        transitions = self.transitions[None, None]  # (1, 1, K, K)
+        potentials = emissions[:, :, None, :] + (1.0 - first) * transitions  # (batch, T, K, K)
+        if self.use_boundary:
+            last = ops.cast(steps == lengths - 1, emissions.dtype)[:, :, None, None]
+            potentials = (potentials + first * self.start_scores[None, None, None, :]
+                          + last * self.end_scores[None, None, None, :])
+        carry = _BLOCKED * (1.0 - ops.eye(k, dtype=emissions.dtype))  # (K, K): 0 diagonal
+        return real * potentials + (1.0 - real) * carry[None, None]
+
+    def compute_mask(self, emissions, mask=None):
+        return None
+
+    def compute_output_shape(self, emissions_shape):
+        return tuple(emissions_shape) + (emissions_shape[-1],)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "use_boundary": self.use_boundary,
+            "transitions_initializer": keras.initializers.serialize(self.transitions_initializer),
+        }
+
+
+def _initial(potentials):
+    """α_0 = log of the one-hot start state 0: (batch, K)."""
+    k = ops.shape(potentials)[-1]
+    first = ops.cast(ops.arange(k) == 0, potentials.dtype)
+    return ops.zeros_like(potentials[:, 0, 0]) + _BLOCKED * (1.0 - first)[None, :]
+
+
+def crf_log_partition(potentials):
+    """log Z (batch,) of potentials ψ (batch, T, K, K), by the forward algorithm."""
+    def step(alpha, psi):  # alpha (batch, K); psi (batch, K, K)
+        alpha = ops.logsumexp(alpha[:, :, None] + psi, axis=1)  # (batch, K)
+        return alpha, None
+
+    alpha, _ = ops.scan(step, _initial(potentials), ops.transpose(potentials, (1, 0, 2, 3)))
+    return ops.logsumexp(alpha, axis=1)
+
+
+def crf_sequence_score(potentials, tags):
+    """score(y) (batch,) = sum over real steps of ψ[t, y_{t-1}, y_t], y_0 = 0.
+
+    ``tags`` (batch, T) ints, -1 at padding (which must follow the real steps)."""
+    tags = ops.cast(tags, "int32")
+    real = tags >= 0
+    tags = ops.where(real, tags, 0)
+    previous = ops.concatenate([ops.zeros_like(tags[:, :1]), tags[:, :-1]], axis=1)
+    k = ops.shape(potentials)[-1]
+    flat = ops.reshape(potentials, (ops.shape(potentials)[0], ops.shape(potentials)[1], -1))
+    picked = ops.take_along_axis(flat, (previous * k + tags)[:, :, None], axis=2)[:, :, 0]
+    return ops.sum(ops.where(real, picked, ops.zeros_like(picked)), axis=1)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+def crf_loss(y_true, y_pred):
+    """-log P(y | x) = log Z - score(y), per sequence (batch,).
+
+    ``y_true`` (batch, T) tag indices padded with -1; ``y_pred`` the CRF potentials
+    (batch, T, K, K). A sequence with no real step has loss 0."""
+    return crf_log_partition(y_pred) - crf_sequence_score(y_pred, y_true)
+
+
+def crf_decode(potentials):
+    """The Viterbi (highest-scoring) tags (batch, T) int32 of potentials ψ.
+
+    Masked steps repeat the last real tag (ignore them)."""
+    def forward(delta, psi):  # delta (batch, K); psi (batch, K, K)
+        scores = delta[:, :, None] + psi  # (batch, from i, to j)
+        # Back-pointers travel as floats: the scan's outputs share the carry's dtype.
+        return ops.max(scores, axis=1), ops.cast(ops.argmax(scores, axis=1), delta.dtype)
+
+    delta, pointers = ops.scan(forward, _initial(potentials),
+                               ops.transpose(potentials, (1, 0, 2, 3)))  # pointers (T, batch, K)
+    pointers = ops.cast(pointers, "int32")
+    last = ops.cast(ops.argmax(delta, axis=1), "int32")  # (batch,)
+
+    def backward(tag, pointer):  # tag y_t (batch,); pointer (batch, K) of step t
+        previous = ops.take_along_axis(pointer, tag[:, None], axis=1)[:, 0]
+        return previous, previous
+
+    _, earlier = ops.scan(backward, last, pointers[1:], reverse=True)  # (T-1, batch): y_1..y_{T-1}
+    tags = ops.concatenate([earlier, last[None, :]], axis=0)  # (T, batch)
+    return ops.transpose(tags, (1, 0))
