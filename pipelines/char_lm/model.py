@@ -4,7 +4,8 @@ Training model: ``zoo.builders.build_language_model`` (token ids -> embedding ->
 recurrent layers -> logits at every step), trained with the per-step softmax
 cross-entropy L = -(1/T) Σ_t log ŷ<t>[y<t>] averaged over the batch (the course sums
 over t; the mean differs by the constant T and reads directly as nats per token),
-Adam with global gradient-norm clipping.
+Adam with global gradient-norm clipping. With ``carry_state`` the model is wrapped
+in ``CarriedStateModel`` (truncated BPTT across consecutive windows).
 
 Serving model (``LanguageModelServer``): the same weights behind two graph functions
 that take raw strings:
@@ -40,6 +41,8 @@ def build_model(config, meta):
         dropout=config.dropout,
         name="char_lm",
     )
+    if config.carry_state:  # truncated BPTT: the state of batch k starts batch k+1
+        model = lm.CarriedStateModel(model, config.batch_size, name="char_lm_tbptt")
     model.compile(
         optimizer=keras.optimizers.Adam(
             config.learning_rate, global_clipnorm=config.clipnorm or None
@@ -95,7 +98,8 @@ class LanguageModelServer(keras.layers.Layer):
     """Raw strings in, text or log-probabilities out, all in the graph.
 
     Args:
-        model: a ``build_language_model`` model (shared, not copied).
+        model: a ``build_language_model`` model (shared, not copied), or a
+            ``CarriedStateModel`` around one.
         vocabulary: the ``data.build_vocabulary`` list.
         level: "char" or "word".
         allow_unk: let the sampler emit [UNK] (word level); off by default.
@@ -105,6 +109,7 @@ class LanguageModelServer(keras.layers.Layer):
         super().__init__(**kwargs)
         if level not in data.LEVELS:
             raise ValueError(f"Expected level in {data.LEVELS}. Received: level={level!r}")
+        model = lm.unwrap(model)
         self.model = model
         self.step_model = lm.build_step_model(model)
         self.vectorizer = data.make_vectorizer(vocabulary)

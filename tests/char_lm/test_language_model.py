@@ -121,3 +121,23 @@ def test_sampled_first_tokens_follow_the_model_softmax():
     expected = n * p[1:]
     chi2 = (((counts[1:] - expected) ** 2) / expected).sum()
     assert chi2 < 18.47, (chi2, counts, expected)  # 5 tokens: df 4, upper 0.1% point
+
+
+def test_carried_state_training_equals_the_concatenated_sequence(tmp_path):
+    model = lm.build_language_model(11, embedding_dim=8, cell="lstm", units=12, num_layers=2)
+    wrapper = lm.CarriedStateModel(model, batch_size=3)
+    ids = np.random.default_rng(2).integers(1, 11, (3, 10)).astype("int32")
+    ids[:, [0, 5]] = 0  # every window starts with the start token
+    first = np.asarray(wrapper(ids[:, :5], training=True))
+    second = np.asarray(wrapper(ids[:, 5:], training=True))
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), np.asarray(model(ids)),
+                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(wrapper(ids)), np.asarray(model(ids)), atol=1e-6)
+    path = str(tmp_path / "tbptt.keras")
+    wrapper.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, lm.CarriedStateModel)
+    np.testing.assert_allclose(np.asarray(loaded.carried[0]), np.asarray(wrapper.carried[0]))
+    assert lm.unwrap(loaded) is loaded.language_model and lm.unwrap(model) is model
+    wrapper.reset_states()
+    assert not np.asarray(wrapper.carried[0]).any()

@@ -179,3 +179,63 @@ def build_step_model(model):
         {"logits": logits, "states": new_states},
         name=f"{model.name}_step",
     )
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CarriedStateModel(keras.Model):
+    """Truncated backpropagation through time around a ``build_language_model`` model.
+
+    In training, batch k starts from the final states of batch k-1 (held in
+    non-trainable variables, gradients stopped at the window boundary), so row b of
+    consecutive batches must be consecutive windows of one stream (see
+    ``pipelines.char_lm.data.make_dataset(carry_state=True)``). Outside training
+    (validation, scoring) it is the plain model: zero initial states.
+
+    Args:
+        language_model: the wrapped model (its weights are the trained ones).
+        batch_size: rows per training batch (the carried state's batch dimension).
+
+    Call arguments:
+        ids: (batch_size, time) int. Returns logits (batch, time, V).
+    """
+
+    def __init__(self, language_model, batch_size, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(language_model, dict):
+            language_model = keras.saving.deserialize_keras_object(language_model)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size!r}")
+        self.language_model = language_model
+        self.batch_size = batch_size
+        self.step_model = build_step_model(language_model)
+        self.carried = [
+            self.add_weight(shape=(batch_size, n), initializer="zeros", trainable=False,
+                            name=f"carried_state_{i}")
+            for i, n in enumerate(state_shapes(language_model))
+        ]
+
+    def call(self, ids, training=False):
+        if not training:
+            return self.language_model(ids, training=False)
+        mask = ops.ones_like(ids, dtype="bool")
+        states = [ops.convert_to_tensor(v) for v in self.carried]
+        out = self.step_model([ids, mask] + states, training=True)
+        for variable, state in zip(self.carried, out["states"]):
+            variable.assign(ops.stop_gradient(state))
+        return out["logits"]
+
+    def reset_states(self):
+        for variable in self.carried:
+            variable.assign(ops.zeros_like(variable))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "language_model": keras.saving.serialize_keras_object(self.language_model),
+            "batch_size": self.batch_size,
+        }
+
+
+def unwrap(model):
+    """The language model inside a ``CarriedStateModel`` (or ``model`` itself)."""
+    return model.language_model if isinstance(model, CarriedStateModel) else model
