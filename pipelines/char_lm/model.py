@@ -103,9 +103,11 @@ class LanguageModelServer(keras.layers.Layer):
         vocabulary: the ``data.build_vocabulary`` list.
         level: "char" or "word".
         allow_unk: let the sampler emit [UNK] (word level); off by default.
+        max_length, temperature, top_k, seed: what ``call`` (one input) generates with.
     """
 
-    def __init__(self, model, vocabulary, level, allow_unk=False, **kwargs):
+    def __init__(self, model, vocabulary, level, allow_unk=False, max_length=100,
+                 temperature=1.0, top_k=0, seed=0, **kwargs):
         super().__init__(**kwargs)
         if level not in data.LEVELS:
             raise ValueError(f"Expected level in {data.LEVELS}. Received: level={level!r}")
@@ -115,6 +117,7 @@ class LanguageModelServer(keras.layers.Layer):
         self.vectorizer = data.make_vectorizer(vocabulary)
         self.vocabulary = list(vocabulary)
         self.level = level
+        self.defaults = (max_length, temperature, top_k, seed)
         self.banned = [data.PAD_ID] + ([] if allow_unk and level == "word" else [data.UNK_ID])
         if level == "char":
             self.banned.append(data.EOS_ID)  # never a character target
@@ -131,7 +134,8 @@ class LanguageModelServer(keras.layers.Layer):
         return out["logits"], out["states"]
 
     def call(self, prompts):
-        return self.generate(prompts, 100, 1.0, 0, 0)
+        """``generate`` with the default max_length, temperature, top_k and seed."""
+        return self.generate(prompts, *self.defaults)
 
     def generate(self, prompts, max_length, temperature, top_k, seed, top_p=1.0):
         """prompts (batch,) strings -> {"text": prompt + sample, "generated": sample,
@@ -216,7 +220,9 @@ class LanguageModelServer(keras.layers.Layer):
 
 
 def serving_model(model, config, meta):
-    return LanguageModelServer(model, meta["vocabulary"], meta["level"])
+    return LanguageModelServer(model, meta["vocabulary"], meta["level"],
+                               max_length=config.sample_length, temperature=config.temperature,
+                               top_k=config.top_k, seed=config.seed)
 
 
 def example_inputs(config, meta):

@@ -52,3 +52,60 @@ def rank(model, meta, texts):
     """``[(text, log P(text))]`` most probable first (the course's "pair" vs "pear")."""
     scored = [(text, total) for text, (total, _) in zip(texts, score(model, meta, texts))]
     return sorted(scored, key=lambda pair: -pair[1])
+
+
+# Command line: ``python -m pipelines.char_lm sample|score`` (the runners print).
+
+
+def add_sample_arguments(parser):
+    parser.add_argument("prompts", nargs="*", default=[""],
+                        help="texts to continue (default: one sample from nothing)")
+    parser.add_argument("--max-length", type=int, help="most tokens (default: config sample_length)")
+    parser.add_argument("--temperature", type=float, help="τ; 0 = greedy (default: config)")
+    parser.add_argument("--top-k", type=int, help="keep the k most likely tokens; 0 = all")
+    parser.add_argument("--top-p", type=float, help="nucleus mass in (0, 1]; 1 = all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-n", "--num-samples", type=int, default=1, help="samples per prompt")
+    parser.add_argument("--allow-unk", action="store_true", help="word level: may emit [UNK]")
+
+
+def run_sample(task, args):
+    model, config, meta = _load(task, args)
+    prompts = [p for p in args.prompts for _ in range(args.num_samples)]
+    texts = sample(
+        model, meta, prompts or [""],
+        max_length=args.max_length or config.sample_length,
+        temperature=config.temperature if args.temperature is None else args.temperature,
+        top_k=config.top_k if args.top_k is None else args.top_k,
+        top_p=config.top_p if args.top_p is None else args.top_p,
+        seed=args.seed, allow_unk=args.allow_unk,
+    )
+    for i, text in enumerate(texts):
+        print(f"--- sample {i + 1}" if len(texts) > 1 else "---")
+        print(text)
+    return 0
+
+
+def add_score_arguments(parser):
+    parser.add_argument("texts", nargs="+", help="sentences to score and rank")
+    parser.add_argument("--tokens", action="store_true", help="also show log P of every token")
+
+
+def run_score(task, args):
+    model, _, meta = _load(task, args)
+    scored = score(model, meta, args.texts)
+    order = sorted(range(len(args.texts)), key=lambda i: -scored[i][0])
+    print(f"{'log P (nats)':>13} {'per token':>10}  text (most probable first)")
+    for i in order:
+        total, tokens = scored[i]
+        per = total / len(tokens) if tokens else 0.0
+        print(f"{total:>13.3f} {per:>10.3f}  {args.texts[i]}")
+        if args.tokens:
+            print("  " + " ".join(f"{t!r}:{lp:.2f}" for t, lp in tokens))
+    return 0
+
+
+def _load(task, args):
+    from pipelines.common import cli, train
+
+    return train.load_trained(cli.workdir_of(task, args), type(task.presets[task.default_preset]))
