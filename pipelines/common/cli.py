@@ -51,6 +51,8 @@ def build_parser(task):
     p = sub.add_parser("tune", parents=[common, data], help="keras-tuner search (resumable)")
     p.add_argument("--tuner", default="random", choices=["random", "bayesian", "hyperband"])
     p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                   help="pin a hyperparameter of the search space (repeatable)")
     p.add_argument("--train-best", action="store_true",
                    help="then train the best config (in <workdir>/best) and export it")
     sub.add_parser("export", parents=[common], help="export the trained model for Serving")
@@ -210,8 +212,18 @@ def cmd_tune(task, args):
     config = resolve_config(task, args)
     workdir = workdir_of(task, args)
     datasets = task.make_datasets(config)
+    fixed = {}
+    for pair in args.fix:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise UsageError(f"Expected --fix NAME=VALUE. Received: {pair!r}")
+        try:
+            fixed[name] = json.loads(text)
+        except json.JSONDecodeError:
+            fixed[name] = text
     best_config, values, summary = tune.search(task, config, datasets, workdir, args.tuner,
-                                               args.max_trials, verbose=_verbose(args))
+                                               args.max_trials, verbose=_verbose(args),
+                                               fixed=fixed)
     _say(args, f"[{task.name}] {summary['trials']} trials; best {task.monitor} "
                f"{summary['best_score']:.4f} with {json.dumps(values)}",
          f"wrote {os.path.join(workdir, 'tune', args.tuner, 'best_config.json')}")

@@ -16,8 +16,11 @@ from pipelines.common import config as config_lib
 TUNERS = ("random", "bayesian", "hyperband")
 
 
-def search(task, config, datasets, workdir, tuner="random", max_trials=10, verbose=1):
-    """Runs (or resumes) the search. Returns ``(best_config, best_hp_values, summary)``."""
+def search(task, config, datasets, workdir, tuner="random", max_trials=10, verbose=1, fixed=None):
+    """Runs (or resumes) the search. Returns ``(best_config, best_hp_values, summary)``.
+
+    ``fixed`` ({hyperparameter: value}) pins some hyperparameters of the search space.
+    """
     import keras_tuner as kt
 
     if tuner not in TUNERS:
@@ -29,7 +32,12 @@ def search(task, config, datasets, workdir, tuner="random", max_trials=10, verbo
     def build(hp):
         return task.build_model(task.search_space(hp, config), meta)
 
+    pinned = kt.HyperParameters()
+    for name, value in (fixed or {}).items():
+        pinned.Fixed(name, value)
     common = dict(
+        hyperparameters=pinned,
+        tune_new_entries=True,
         objective=kt.Objective(task.monitor, direction=task.monitor_mode),
         directory=directory,
         project_name=tuner,

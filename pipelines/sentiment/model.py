@@ -45,13 +45,14 @@ def search_space(hp, config):
         config,
         cell=hp.Choice("cell", ["rnn", "simplified_gru", "gru", "lstm", "peephole_lstm"],
                        default=config.cell),
-        units=hp.Choice("units", [16, 32, 64, 128], default=config.units),
+        units=hp.Choice("units", sorted({16, 32, 64, 128, config.units}), default=config.units),
         num_layers=hp.Int("num_layers", 1, 2, default=config.num_layers),
         bidirectional=hp.Boolean("bidirectional", default=config.bidirectional),
         dropout=hp.Float("dropout", 0.0, 0.6, step=0.1, default=config.dropout),
         learning_rate=hp.Float("learning_rate", 3e-4, 1e-2, sampling="log",
                                default=config.learning_rate),
-        clipnorm=hp.Choice("clipnorm", [0.5, 1.0, 5.0], default=config.clipnorm),
+        clipnorm=hp.Choice("clipnorm", sorted({0.5, 1.0, 5.0, config.clipnorm}),
+                           default=config.clipnorm),
     )
 
 

@@ -1,0 +1,3 @@
+from pipelines.common.cli import main
+from pipelines.ner import TASK
+raise SystemExit(main(TASK))

