@@ -13,6 +13,7 @@ import sys
 import time
 
 from pipelines.common import config as config_lib
+from pipelines.common import distribute
 from pipelines.common.textio import DataError
 
 DATA_FLAGS = {"data": "data", "train": "train_file", "valid": "valid_file", "test": "test_file"}
@@ -42,8 +43,10 @@ def build_parser(task):
                       help="discard an unfinished run in the workdir instead of resuming it")
 
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", parents=[common, data], help="the main job (the default)")
-    sub.add_parser("train", parents=[common, data], help="train (resumes an unfinished run)")
+    distribute.add_arguments(
+        sub.add_parser("run", parents=[common, data], help="the main job (the default)"))
+    distribute.add_arguments(
+        sub.add_parser("train", parents=[common, data], help="train (resumes an unfinished run)"))
     p = sub.add_parser("evaluate", parents=[common], help="metrics of the trained model")
     p.add_argument("--data", help="file to evaluate on (default: the test split)")
     p.add_argument("--out", help="directory for metrics.json and confusion.png "
@@ -109,16 +112,19 @@ def _say(args, *lines):
 
 
 def _train(task, args, config, workdir):
-    from pipelines.common import train
-
     started = time.time()
+    strategy = distribute.strategy_from_args(args)  # before any TensorFlow op
     datasets = task.make_datasets(config)
     sizes = ", ".join(f"{k} {v}" for k, v in datasets.sizes.items())
     _say(args, f"[{task.name}] data: {sizes}; work directory {workdir}")
-    model, info = train.fit(task, config, workdir, datasets, verbose=_verbose(args),
-                            fresh=getattr(args, "fresh", False))
+    model, info = distribute.fit(task, config, workdir, datasets, strategy,
+                                 verbose=_verbose(args), fresh=getattr(args, "fresh", False))
     if info["resumed_from"]:
         _say(args, f"resumed from epoch {info['resumed_from']}")
+    if not info["chief"]:  # multi-worker: the chief reports and writes the artifacts
+        _say(args, f"worker trained {info['epochs_run']} epochs in {time.time() - started:.0f} s; "
+                   f"examples per epoch on this worker: {info['seen']}")
+        return model, datasets, info
     _say(args, f"trained {info['epochs_run']} epochs in {time.time() - started:.0f} s; "
                f"best {task.monitor} {info['best']:.4f}")
     return model, datasets, info
@@ -240,7 +246,9 @@ def cmd_tune(task, args):
 def cmd_run(task, args):
     config = resolve_config(task, args)
     workdir = workdir_of(task, args)
-    model, datasets, _ = _train(task, args, config, workdir)
+    model, datasets, info = _train(task, args, config, workdir)
+    if not info["chief"]:
+        return 0
     if datasets.test is not None:
         _say(args, f"[{task.name}] test metrics:")
         _report(task, args, task.evaluate(model, datasets.test, config, datasets.meta),
