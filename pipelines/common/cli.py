@@ -6,7 +6,6 @@ the task's main job runs (train, evaluate on the test split, export, show predic
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -268,7 +267,3 @@ COMMANDS = {
     "predict": cmd_predict,
 }
 
-
-def describe(config):
-    """One line per config field (for logs)."""
-    return "\n".join(f"  {f.name} = {getattr(config, f.name)!r}" for f in dataclasses.fields(config))
