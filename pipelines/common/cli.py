@@ -266,4 +266,3 @@ COMMANDS = {
     "export": cmd_export,
     "predict": cmd_predict,
 }
-

@@ -4,7 +4,6 @@ import io
 import json
 import os
 
-
 from pipelines.sentiment import TASK
 from tests.pipelines.conftest import run_cli
 
