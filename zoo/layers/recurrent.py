@@ -2,13 +2,17 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from zoo.layers import fused_recurrence
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class Recurrent(keras.layers.Layer):
     """Runs a zoo cell over time: a<t>, state<t> = cell(x<t>, state<t-1>), t = 1..T.
 
     The input projections ``x<t> @ kernel + bias`` of all T steps are computed in one
-    matrix product before the loop; the loop only does the recurrent part.
+    matrix product before the loop; the loop only does the recurrent part. The five
+    zoo cells run through ``zoo.layers.fused_recurrence`` (a hand-written backward
+    pass when training); other cells step through a generic ``tf.while_loop``.
 
     Masking: where ``mask[b, t]`` is False the step is skipped for that sequence:
     its state is carried over unchanged and its output is zero (or the previous
@@ -32,7 +36,9 @@ class Recurrent(keras.layers.Layer):
         sequences: (batch, time, input_dim).
         initial_state: optional list of (batch, units) tensors, the cell's states.
         mask: optional (batch, time) booleans, True for real steps.
-        training: unused by the cells, passed for API symmetry.
+        training: the zoo cells (``zoo.layers.fused_recurrence``) run with a
+            hand-written backward pass when True (as in ``fit``) and with a lean
+            forward-only loop otherwise; both give the same values and gradients.
 
     Example:
         >>> layer = Recurrent(zoo.cells.LSTMCell(32), return_sequences=True)
@@ -111,23 +117,32 @@ class Recurrent(keras.layers.Layer):
                 )
             states = [ops.cast(s, self.compute_dtype) for s in states]
 
-        projected = self.cell.input_projection(sequences)  # (batch, time, G*units)
-        projected = ops.transpose(projected, (1, 0, 2))  # (time, batch, G*units)
+        x = ops.transpose(sequences, (1, 0, 2))  # (time, batch, input_dim)
+        step_mask = None
         if mask is not None:
             step_mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))[:, :, None]  # (time, batch, 1)
         if self.go_backwards:
-            projected = ops.flip(projected, axis=0)
-            if mask is not None:
+            x = ops.flip(x, axis=0)
+            if step_mask is not None:
                 step_mask = ops.flip(step_mask, axis=0)
+        projected = self.cell.input_projection(x)  # (time, batch, G*units)
 
-        outputs, last_output, final_states = _time_loop(
-            self.cell,
-            projected,
-            states,
-            step_mask if mask is not None else None,
-            return_sequences=self.return_sequences,
-            zero_output_for_mask=self.zero_output_for_mask,
-        )
+        if fused_recurrence.supports(self.cell):
+            a_seq, final_states = fused_recurrence.run(
+                self.cell, projected, states, step_mask, training=bool(training)
+            )
+            outputs, last_output = _outputs_from_states(
+                a_seq, step_mask, self.zero_output_for_mask
+            )
+        else:
+            outputs, last_output, final_states = _time_loop(
+                self.cell,
+                projected,
+                states,
+                step_mask,
+                return_sequences=self.return_sequences,
+                zero_output_for_mask=self.zero_output_for_mask,
+            )
         if self.return_sequences:
             output = ops.transpose(outputs, (1, 0, 2))  # (batch, time, units)
         else:
@@ -150,8 +165,39 @@ class Recurrent(keras.layers.Layer):
         return config
 
 
+def _outputs_from_states(a_seq, step_mask, zero_output_for_mask):
+    """Layer outputs from the state sequence a<t> (time, batch, units) of the fused path.
+
+    Masked steps carry a<t-1> in a_seq; their output is zero, or with
+    ``zero_output_for_mask=False`` the last real output (zero before the first real
+    step), as in ``_time_loop``. Returns (outputs (time, batch, units), last output).
+    """
+    if step_mask is None:
+        return a_seq, _last_step(a_seq)
+    if zero_output_for_mask:
+        outputs = tf.where(step_mask, a_seq, tf.zeros_like(a_seq))
+    else:
+        seen = tf.cast(tf.math.cumsum(tf.cast(step_mask, "int32"), axis=0), "bool")  # (time, batch, 1)
+        outputs = tf.where(seen, a_seq, tf.zeros_like(a_seq))
+    any_real = tf.reduce_any(step_mask, axis=0)  # (batch, 1)
+    last = _last_step(a_seq)
+    return outputs, tf.where(any_real, last, tf.zeros_like(last))
+
+
+def _last_step(seq):
+    """seq[-1], or zeros (batch, units) for a sequence of length 0."""
+    if seq.shape[0] is not None and seq.shape[0] > 0:
+        return seq[-1]
+    return tf.cond(
+        tf.shape(seq)[0] > 0, lambda: seq[-1], lambda: tf.zeros(tf.shape(seq)[1:], seq.dtype)
+    )
+
+
 def _time_loop(cell, projected, states, step_mask, return_sequences, zero_output_for_mask):
     """Drives ``cell.step`` over the time-major ``projected`` (time, batch, G*units).
+
+    The generic path, for cells without a fused implementation (``fused_recurrence``)
+    and as the reference the fused path is tested against.
 
     A ``tf.while_loop`` over TensorArrays: ``keras.ops.scan`` on the TensorFlow
     backend requires per-step outputs shaped like the carry, which the state lists

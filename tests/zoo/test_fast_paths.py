@@ -1,0 +1,189 @@
+"""The fused recurrence (hand-written BPTT) against the generic step-by-step loop.
+
+``zoo.layers.fused_recurrence`` replaces autodiff through the time loop for the five zoo
+cells. A subclass of a zoo cell takes the generic path (same ``step``, autodiff), so the
+two paths are compared layer to layer with shared weights, in float64.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from tests.zoo.conftest import make_cell
+from zoo.layers import fused_recurrence
+
+B, T, D, U = 3, 7, 4, 5
+EPS = 1e-6
+
+
+def _generic_copy(cell):
+    """A cell of a subclass (so the generic loop runs it) with the same config and weights."""
+    plain_cls = type("Plain" + type(cell).__name__, (type(cell),), {})
+    plain = plain_cls.from_config(cell.get_config())
+    plain.build((None, D))
+    for w, v in zip(plain.weights, cell.weights):
+        w.assign(v)
+    assert not fused_recurrence.supports(plain) and fused_recurrence.supports(cell)
+    return plain
+
+
+def _inputs(rng, masked, num_states):
+    x = tf.constant(rng.normal(size=(B, T, D)))
+    mask = None
+    if masked:  # a full row, a row with padding at the end, a row with a hole and padding
+        mask = tf.constant(
+            [[True] * T, [True] * (T - 3) + [False] * 3, [False, True, True, False, True, False, False]]
+        )
+    init = [tf.constant(rng.normal(size=(B, U))) for _ in range(num_states)]
+    return x, mask, init
+
+
+def _loss_and_grads(layer, x, mask, init, training, weights):
+    rng = np.random.default_rng(5)
+    w_out = tf.constant(rng.normal(size=(B, T, U)))
+    w_states = [tf.constant(rng.normal(size=(B, U))) for _ in init]
+
+    @tf.function
+    def run(x, init):
+        with tf.GradientTape() as tape:
+            tape.watch([x] + init)
+            outputs, *states = layer(x, initial_state=init, mask=mask, training=training)
+            loss = tf.reduce_sum(outputs * w_out)
+            for s, w in zip(states, w_states):
+                loss += tf.reduce_sum(s * w)
+        return outputs, states, tape.gradient(loss, [x] + init + weights)
+
+    return run(x, init)
+
+
+@pytest.mark.parametrize(
+    "masked, go_backwards, zero_output_for_mask",
+    [(False, False, True), (True, True, True), (True, False, False)],
+    ids=["plain", "masked-backwards", "masked-carry-out"],
+)
+def test_fused_path_equals_generic_loop(cell_case, masked, go_backwards, zero_output_for_mask):
+    name, kwargs = cell_case
+    rng = np.random.default_rng(3)
+    cell = make_cell(name, U, D, **kwargs)
+    plain = _generic_copy(cell)
+    x, mask, init = _inputs(rng, masked, cell.num_states)
+    results = []
+    for c in (cell, plain):
+        layer = zoo.layers.Recurrent(
+            c,
+            return_sequences=True,
+            return_state=True,
+            go_backwards=go_backwards,
+            zero_output_for_mask=zero_output_for_mask,
+            dtype="float64",
+        )
+        results.append(_loss_and_grads(layer, x, mask, init, True, c.trainable_weights))
+    (out_f, states_f, grads_f), (out_g, states_g, grads_g) = results
+    np.testing.assert_allclose(out_f, out_g, rtol=1e-12, atol=1e-12)
+    for s_f, s_g in zip(states_f, states_g):
+        np.testing.assert_allclose(s_f, s_g, rtol=1e-12, atol=1e-12)
+    assert len(grads_f) == len(grads_g) == 1 + cell.num_states + len(cell.trainable_weights)
+    for g_f, g_g in zip(grads_f, grads_g):
+        assert g_f is not None and g_g is not None
+        np.testing.assert_allclose(g_f, g_g, rtol=1e-9, atol=1e-10)
+
+
+def test_training_and_inference_paths_agree(cell_case):
+    """training=False takes the lean forward loop; values and (autodiff) gradients match."""
+    name, kwargs = cell_case
+    cell = make_cell(name, U, D, **kwargs)
+    x, mask, init = _inputs(np.random.default_rng(4), True, cell.num_states)
+    layer = zoo.layers.Recurrent(cell, return_sequences=True, return_state=True, dtype="float64")
+    out_t, states_t, grads_t = _loss_and_grads(layer, x, mask, init, True, cell.trainable_weights)
+    out_i, states_i, grads_i = _loss_and_grads(layer, x, mask, init, False, cell.trainable_weights)
+    np.testing.assert_allclose(out_t, out_i, rtol=1e-12, atol=1e-12)
+    for a, b in zip(list(states_t) + list(grads_t), list(states_i) + list(grads_i)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_hand_written_gradient_matches_finite_differences(cell_case, masked=True):
+    name, kwargs = cell_case
+    rng = np.random.default_rng(11)
+    cell = make_cell(name, U, D, **kwargs)
+    x, mask, init = _inputs(rng, masked, cell.num_states)
+    layer = zoo.layers.Recurrent(cell, return_sequences=True, return_state=True, dtype="float64")
+    w_out = tf.constant(np.random.default_rng(5).normal(size=(B, T, U)))
+
+    @tf.function
+    def loss(x, init):
+        outputs, *states = layer(x, initial_state=init, mask=mask, training=True)
+        return tf.reduce_sum(outputs * w_out) + sum(tf.reduce_sum(s) for s in states)
+
+    def check(value, analytic, loss_of):
+        value = np.asarray(value)
+        flat = value.reshape(-1)
+        for idx in rng.choice(flat.size, size=min(5, flat.size), replace=False):
+            plus, minus = flat.copy(), flat.copy()
+            plus[idx] += EPS
+            minus[idx] -= EPS
+            numeric = (loss_of(plus.reshape(value.shape)) - loss_of(minus.reshape(value.shape))) / (2 * EPS)
+            np.testing.assert_allclose(np.asarray(analytic).reshape(-1)[idx], numeric, rtol=1e-5, atol=1e-7)
+
+    with tf.GradientTape() as tape:
+        tape.watch([x] + init)
+        value = loss(x, init)
+    grads = tape.gradient(value, [x] + init + cell.trainable_weights)
+    check(x, grads[0], lambda v: float(loss(tf.constant(v), init)))
+    for i, s in enumerate(init):
+        check(s, grads[1 + i], lambda v, i=i: float(loss(x, init[:i] + [tf.constant(v)] + init[i + 1 :])))
+    for weight, grad in zip(cell.trainable_weights, grads[1 + len(init) :]):
+        original = np.asarray(weight).copy()
+
+        def loss_of(v, weight=weight):
+            weight.assign(v)
+            return float(loss(x, init))
+
+        check(weight, grad, loss_of)
+        weight.assign(original)
+
+
+def test_unknown_batch_and_time_and_empty_sequence():
+    """One trace with unknown batch and time serves several lengths, 0 included."""
+    cell = make_cell("lstm", U, D)
+    layer = zoo.layers.Recurrent(cell, return_sequences=True, return_state=True, dtype="float64")
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, D), tf.float64)])
+    def step(x):
+        with tf.GradientTape() as tape:
+            outputs, a, c = layer(x, training=True)
+            loss = tf.reduce_sum(outputs) + tf.reduce_sum(a) + tf.reduce_sum(c)
+        return outputs, a, tape.gradient(loss, cell.recurrent_kernel)
+
+    rng = np.random.default_rng(0)
+    for batch, time in ((2, 5), (3, 1), (2, 0)):
+        x = rng.normal(size=(batch, time, D))
+        outputs, a, d_u = step(x)
+        assert outputs.shape == (batch, time, U) and a.shape == (batch, U)
+        expected = layer(x, training=False)[0]
+        np.testing.assert_allclose(outputs, expected, rtol=1e-12, atol=1e-12)
+        if time == 0:
+            np.testing.assert_array_equal(a, np.zeros((batch, U)))
+        if time <= 1:  # ∂L/∂U = Σ a<t-1>ᵀ dz<t> with a<0> = 0
+            np.testing.assert_array_equal(d_u, np.zeros((U, 4 * U)))
+        else:
+            assert np.abs(np.asarray(d_u)).sum() > 0
+
+
+def test_fused_path_inside_bidirectional_and_deep_rnn_trains():
+    """fit() runs the training path in Bidirectional and DeepRNN; weights move, loss falls."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6, D)).astype("float32")
+    y = (x.sum(axis=(1, 2)) > 0).astype("float32")
+    inputs = keras.Input((None, D))
+    h = keras.layers.Bidirectional(zoo.layers.Recurrent(zoo.cells.GRUCell(8), return_sequences=True))(inputs)
+    h = zoo.layers.DeepRNN("lstm", units=8, num_layers=2)(h)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(h))
+    model.compile("adam", "binary_crossentropy")
+    before = [np.asarray(w).copy() for w in model.trainable_weights]
+    history = model.fit(x, y, epochs=8, batch_size=16, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert all(not np.allclose(b, np.asarray(w)) for b, w in zip(before, model.trainable_weights))
