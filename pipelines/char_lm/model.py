@@ -201,6 +201,13 @@ class LanguageModelServer(keras.layers.Layer):
             "num_tokens": tf.reduce_sum(tf.cast(real, tf.int32), axis=1),
         }
 
+    @property
+    def signature_defaults(self):
+        """Values for generate's scalar inputs when a client gives only prompts."""
+        max_length, temperature, top_k, seed = self.defaults
+        return {"max_length": int(max_length), "temperature": float(temperature),
+                "top_k": int(top_k), "seed": int(seed)}
+
     def endpoints(self):
         """Serving signatures: name -> (function, input signature)."""
         generate = (

@@ -70,6 +70,7 @@ def add_sample_arguments(parser):
 
 
 def run_sample(task, args):
+    """sample text from the trained model (from nothing or from prompts)"""
     model, config, meta = _load(task, args)
     prompts = [p for p in args.prompts for _ in range(args.num_samples)]
     texts = sample(
@@ -92,6 +93,7 @@ def add_score_arguments(parser):
 
 
 def run_score(task, args):
+    """score sentences: log P(text) and per-token log-probabilities, ranked"""
     model, _, meta = _load(task, args)
     scored = score(model, meta, args.texts)
     order = sorted(range(len(args.texts)), key=lambda i: -scored[i][0])
