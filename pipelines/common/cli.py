@@ -122,7 +122,8 @@ def _train(task, args, config, workdir):
         _say(args, f"resumed from epoch {info['resumed_from']}")
     if not info["chief"]:  # multi-worker: the chief reports and writes the artifacts
         _say(args, f"worker trained {info['epochs_run']} epochs in {time.time() - started:.0f} s; "
-                   f"examples per epoch on this worker: {info['seen']}")
+                   f"examples per epoch on this worker: {info['seen']}; "
+                   f"weights {info['weights_digest']}")
         return model, datasets, info
     _say(args, f"trained {info['epochs_run']} epochs in {time.time() - started:.0f} s; "
                f"best {task.monitor} {info['best']:.4f}")
