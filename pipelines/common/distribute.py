@@ -59,6 +59,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 
 from pipelines.common import config as config_lib
 
@@ -177,6 +178,8 @@ def _split_address(address, where="address"):
 def port_in_use(port):
     """True if this machine cannot listen on ``port`` (another process holds it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the gRPC server does: connections of a previous run in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("", port))
         except OSError:
@@ -308,13 +311,23 @@ def is_multi_worker(strategy):
 
 
 def agree(strategy, value, op="MAX"):
-    """The ``op`` ("MAX", "MIN", "SUM") of a Python number over all replicas."""
+    """The ``op`` ("MAX", "MIN", "SUM") of a Python number over all replicas (a
+    collective: every worker must call it at the same point)."""
     import tensorflow as tf
 
-    def reduce(v):
-        return tf.distribute.get_replica_context().all_reduce(op, v)
+    functions = strategy.__dict__.setdefault("_seqzoo_agree", {})
+    if op not in functions:
+        reducer = {"MAX": tf.reduce_max, "MIN": tf.reduce_min, "SUM": tf.reduce_sum}[op]
 
-    result = strategy.run(tf.function(reduce), args=(tf.constant(float(value), tf.float32),))
+        def reduce(v):  # all_reduce has SUM and MEAN only
+            return reducer(tf.distribute.get_replica_context().all_gather(v[None], axis=0))
+
+        @tf.function
+        def run(v):
+            return strategy.run(reduce, args=(v,))
+
+        functions[op] = run
+    result = functions[op](tf.constant(float(value), tf.float32))
     return float(strategy.experimental_local_results(result)[0])
 
 
@@ -446,43 +459,55 @@ def fit_multi_worker(task, config, workdir, datasets, strategy, verbose=1, fresh
     step = _train_step(model, strategy, dist.element_spec)
 
     stopped, seen_per_epoch = False, []
-    for e in range(start, config.epochs):
-        started, total, count, seen = time.time(), 0.0, 0, 0
-        for batch in dist:
-            loss, rows, local_rows, mismatch = step(batch)
-            if mismatch:
-                raise DistributeError(
-                    f"{task.name}: the workers' training batches differ (step {count + 1} of "
-                    f"epoch {e + 1}): the task's tf.data chain must give the same batches in "
-                    "the same order on every worker (seed its shuffle).")
-            total, count, seen = total + float(loss) * int(rows), count + int(rows), seen + int(local_rows)
-        logs = {k: float(v) for k, v in model.get_metrics_result().items()}
-        logs["loss"] = total / max(count, 1)
-        for m in model.metrics:
-            m.reset_state()
-        examples = agree(strategy, seen, "SUM")
-        seen_per_epoch.append(seen)
-        stop = 0.0
-        if cluster.is_chief:
-            plain.set_weights(model.get_weights())
-            val = plain.evaluate(datasets.valid, verbose=0, return_dict=True)
-            logs.update({f"val_{k}": float(v) for k, v in val.items()})
-            history.append({"epoch": e + 1, **logs, "examples": int(examples)})
-            config_lib.write_json(os.path.join(p["checkpoint"], "history.json"), history)
-            stop = float(_after_epoch(task, config, p, plain, history, writer))
-            if verbose:
-                shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
-                print(f"epoch {e + 1}/{config.epochs} ({time.time() - started:.0f} s, "
-                      f"{examples:.0f} examples): {shown}", flush=True)
-        epoch.assign(e + 1)
-        manager.save()
-        if not cluster.is_chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
-        if agree(strategy, stop, "MAX"):
-            stopped = True
-            break
+    try:
+        for e in range(start, config.epochs):
+            started, total, count, seen = time.time(), 0.0, 0, 0
+            for batch in dist:
+                loss, rows, local_rows, mismatch = step(batch)
+                if mismatch:
+                    raise DistributeError(
+                        f"{task.name}: the workers' training batches differ (step {count + 1} of "
+                        f"epoch {e + 1}): the task's tf.data chain must give the same batches in "
+                        "the same order on every worker (seed its shuffle).")
+                total += float(loss) * int(rows)
+                count, seen = count + int(rows), seen + int(local_rows)
+            logs = {k: float(v) for k, v in model.get_metrics_result().items()}
+            logs["loss"] = total / max(count, 1)
+            for m in model.metrics:
+                m.reset_state()
+            examples = agree(strategy, seen, "SUM")
+            seen_per_epoch.append(seen)
+            stop = 0.0
+            if cluster.is_chief:
+                plain.set_weights(model.get_weights())
+                with warnings.catch_warnings():  # bucketed datasets have no length
+                    warnings.filterwarnings("ignore", message=".*ran out of data.*")
+                    val = plain.evaluate(datasets.valid, verbose=0, return_dict=True)
+                logs.update({f"val_{k}": float(v) for k, v in val.items()})
+                history.append({"epoch": e + 1, **logs, "examples": int(examples)})
+                config_lib.write_json(os.path.join(p["checkpoint"], "history.json"), history)
+                stop = float(_after_epoch(task, config, p, plain, history, writer))
+                if verbose:
+                    shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+                    print(f"epoch {e + 1}/{config.epochs} ({time.time() - started:.0f} s, "
+                          f"{examples:.0f} examples): {shown}", flush=True)
+            epoch.assign(e + 1)
+            manager.save()
+            if not cluster.is_chief:
+                shutil.rmtree(write_dir, ignore_errors=True)
+            if agree(strategy, stop, "MAX"):
+                stopped = True
+                break
+    except _lost_peer_errors() as e:
+        detail = str(e).strip().split("\n")[0][:200]
+        raise DistributeError(
+            f"{cluster.task_type} {cluster.task_index}: lost contact with the cluster "
+            f"({type(e).__name__}: {detail}). A task stopped: restart every task with the "
+            f"same command; training resumes after the last epoch saved in {backup}.") from None
 
+    digest = weights_digest(model.get_weights())
     info = {"history": history, "resumed_from": start, "chief": cluster.is_chief,
+            "weights_digest": digest,
             "epochs_run": start + len(seen_per_epoch), "stopped": stopped, "workers": cluster.num_workers,
             "best": None, "seen": seen_per_epoch}
     if not cluster.is_chief:
@@ -495,7 +520,31 @@ def fit_multi_worker(task, config, workdir, datasets, strategy, verbose=1, fresh
     os.replace(tmp, p["model"])
     config_lib.write_json(p["history"], history)
     info["best"] = _best(task, history)[1]
+    # How the run was trained; the digest is the same on every worker (synchronous steps).
+    config_lib.write_json(os.path.join(workdir, "distributed.json"), {
+        "strategy": "MultiWorkerMirroredStrategy", "workers": cluster.num_workers,
+        "replicas": strategy.num_replicas_in_sync, "last_weights_digest": digest,
+        "examples_per_epoch_on_chief": seen_per_epoch})
     return plain, info
+
+
+def weights_digest(weights):
+    """A short SHA-1 of a list of arrays (their bytes): equal digests, equal weights."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha1()
+    for w in weights:
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _lost_peer_errors():
+    import tensorflow as tf
+
+    return (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
+            tf.errors.DeadlineExceededError, tf.errors.InternalError)
 
 
 def _train_step(model, strategy, element_spec):
@@ -520,8 +569,8 @@ def _train_step(model, strategy, element_spec):
         model.compute_metrics(x, y, y_pred, w)
         ctx = tf.distribute.get_replica_context()
         fp = element["fingerprint"]
-        spread = ctx.all_reduce("MAX", tf.stack([fp, -fp]))
-        return loss, element["rows"], rows, spread[0] + spread[1] > 0
+        fps = ctx.all_gather(fp[None], axis=0)  # (num_replicas,)
+        return loss, element["rows"], rows, tf.reduce_max(fps) > tf.reduce_min(fps)
 
     @tf.function(input_signature=[element_spec])
     def step(batch):
