@@ -12,6 +12,7 @@ import os
 import keras
 
 from pipelines.common import config as config_lib
+from pipelines.common import distributed_tune
 
 TUNERS = ("random", "bayesian", "hyperband")
 
@@ -55,6 +56,8 @@ def search(task, config, datasets, workdir, tuner="random", max_trials=10, verbo
                                                patience=max(1, config.patience))]
     t.search(datasets.train, validation_data=datasets.valid, epochs=config.epochs,
              callbacks=callbacks, verbose=verbose)
+    if distributed_tune.is_worker():  # keras-tuner's distributed mode: the chief records
+        return None, None, {"tuner": tuner, "tuner_id": t.tuner_id}
     best_hp = t.get_best_hyperparameters(1)[0]
     best_config = task.search_space(best_hp, config)
     trials = t.oracle.get_best_trials(num_trials=max(1, len(t.oracle.trials)))
