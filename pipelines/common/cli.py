@@ -12,7 +12,7 @@ import sys
 import time
 
 from pipelines.common import config as config_lib
-from pipelines.common import distribute
+from pipelines.common import distribute, distributed_tune
 from pipelines.common.textio import DataError
 
 DATA_FLAGS = {"data": "data", "train": "train_file", "valid": "valid_file", "test": "test_file"}
@@ -53,6 +53,7 @@ def build_parser(task):
     p = sub.add_parser("tune", parents=[common, data], help="keras-tuner search (resumable)")
     p.add_argument("--tuner", default="random", choices=["random", "bayesian", "hyperband"])
     p.add_argument("--max-trials", type=int, default=10)
+    distributed_tune.add_arguments(p)
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="pin a hyperparameter of the search space (repeatable)")
     p.add_argument("--train-best", action="store_true",
@@ -217,6 +218,7 @@ def cmd_tune(task, args):
 
     config = resolve_config(task, args)
     workdir = workdir_of(task, args)
+    role = distributed_tune.prepare(args)  # --distributed: keras-tuner's chief or worker
     datasets = task.make_datasets(config)
     fixed = {}
     for pair in args.fix:
@@ -227,9 +229,13 @@ def cmd_tune(task, args):
             fixed[name] = json.loads(text)
         except json.JSONDecodeError:
             fixed[name] = text
-    best_config, values, summary = tune.search(task, config, datasets, workdir, args.tuner,
-                                               args.max_trials, verbose=_verbose(args),
-                                               fixed=fixed)
+    with distributed_tune.watch(role, args.connect_timeout):
+        best_config, values, summary = tune.search(task, config, datasets, workdir, args.tuner,
+                                                   args.max_trials, verbose=_verbose(args),
+                                                   fixed=fixed)
+    if best_config is None:
+        _say(args, f"[{task.name}] {summary['tuner_id']}: search over; the chief holds the results")
+        return 0
     _say(args, f"[{task.name}] {summary['trials']} trials; best {task.monitor} "
                f"{summary['best_score']:.4f} with {json.dumps(values)}",
          f"wrote {os.path.join(workdir, 'tune', args.tuner, 'best_config.json')}")
