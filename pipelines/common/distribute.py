@@ -47,7 +47,9 @@ TensorBoard summaries, ``model.keras``, ``history.json`` and exports.
 
 Bounded failure: a malformed ``TF_CONFIG``, a port in use and peers that never join
 (``connect_timeout`` seconds, naming the peers whose port does not answer) are errors,
-never hangs.
+never hangs: before TensorFlow starts, each task listens on its own port until every
+peer's port answers (``rendezvous``); a cluster that still does not form is ended by a
+watcher process (``watchdog``).
 """
 
 import contextlib
@@ -208,42 +210,74 @@ def wait_for(address, timeout, poll=0.5):
         time.sleep(poll)
 
 
-class Watchdog:
-    """Ends the process with a clear message if ``cancel`` is not called in time.
+# A separate process watches the cluster start: TensorFlow's collective setup waits
+# forever for a missing peer without releasing the GIL (a thread cannot step in) and
+# the strategy catches SIGTERM. At the deadline it prints the message and SIGKILLs us.
+_WATCHER = """
+import os, signal, socket, sys, threading
+pid, seconds, message, peers = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+done = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+if not done.wait(seconds):
+    def silent(address):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+            return False
+        except OSError:
+            return True
+    names = [p.split("=", 1) for p in peers]
+    quiet = [f"{n} at {a}" for n, a in names if silent(a)]
+    detail = (f"no answer from {', '.join(quiet)}" if quiet else
+              "the peers answer but the cluster did not form (check that every task has "
+              "the same TF_CONFIG cluster and its own task)")
+    sys.stderr.write(f"error: {message}: {detail}.\\n")
+    sys.stderr.flush()
+    os.kill(pid, signal.SIGKILL)
+"""
 
-    TensorFlow's collective setup waits forever for a missing peer (and the strategy
-    catches SIGTERM), so the only bounded way out is to exit: ``message()`` is called
-    at the deadline and printed as ``error: ...``; the exit code is 3.
-    """
 
-    def __init__(self, seconds, message):
-        self._timer = threading.Timer(seconds, self._fire, args=(message,))
-        self._timer.daemon = True
+@contextlib.contextmanager
+def watchdog(seconds, message, peers=()):
+    """Kills this process (SIGKILL, after printing ``error: message: ...`` naming the
+    ``peers`` [(name, address)] that do not answer) unless the block ends in time."""
+    import subprocess
 
-    def __enter__(self):
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._timer.cancel()
-
-    @staticmethod
-    def _fire(message):
-        sys.stdout.flush()
-        sys.stderr.write(f"error: {message()}\n")
-        sys.stderr.flush()
-        os._exit(3)
+    watcher = subprocess.Popen(
+        [sys.executable, "-c", _WATCHER, str(os.getpid()), str(seconds), message,
+         *(f"{n}={a}" for n, a in peers)], stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        watcher.stdin.close()  # the block ended: the watcher exits quietly
+        watcher.wait()
 
 
-def _missing_peers_message(cluster, timeout):
-    silent = [f"{n} at {a}" for n, a in cluster.peers if not answers(a)]
-    if silent:
-        return (f"{cluster.task_type} {cluster.task_index}: no answer within {timeout:.0f} s "
-                f"from {', '.join(silent)}. Start every task of TF_CONFIG (same cluster, "
-                "its own task), check the addresses and firewalls, or raise --connect-timeout.")
-    return (f"{cluster.task_type} {cluster.task_index}: the peers' ports answer but the "
-            f"cluster did not form within {timeout:.0f} s: check that every task has the "
-            "same TF_CONFIG cluster and a distinct task.")
+def rendezvous(cluster, timeout, poll=0.5):
+    """Waits until every peer's port answers, listening on ours meanwhile (then
+    released for TensorFlow). Raises DistributeError naming the silent peers."""
+    host, port = _split_address(cluster.address)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError:
+            raise DistributeError(f"{cluster.task_type} {cluster.task_index}: port {port} "
+                                  f"({cluster.address} in TF_CONFIG) is in use on this "
+                                  "machine.") from None
+        s.listen(64)
+        deadline = time.monotonic() + timeout
+        waiting = list(cluster.peers)
+        while waiting:
+            waiting = [(n, a) for n, a in waiting if not answers(a, timeout=1.0)]
+            if waiting and time.monotonic() >= deadline:
+                silent = ", ".join(f"{n} at {a}" for n, a in waiting)
+                raise DistributeError(
+                    f"{cluster.task_type} {cluster.task_index}: no answer within {timeout:.0f} s "
+                    f"from {silent}. Start every task of TF_CONFIG (same cluster, its own "
+                    "task), check the addresses and firewalls, or raise --connect-timeout.")
+            if waiting:
+                time.sleep(poll)
 
 
 # -------------------------------------------------------------------------- strategies
@@ -265,7 +299,7 @@ def make_strategy(mode="none", cpu_devices=0, connect_timeout=120.0, environ=Non
 
     ``multi-worker`` reads ``TF_CONFIG`` from ``environ`` (default os.environ), checks
     it and this task's port, and waits at most ``connect_timeout`` seconds for the
-    cluster to form (then exits naming the silent peers: see ``Watchdog``).
+    cluster to form (DistributeError naming the silent peers; see ``rendezvous``).
     """
     import tensorflow as tf
 
@@ -289,11 +323,11 @@ def make_strategy(mode="none", cpu_devices=0, connect_timeout=120.0, environ=Non
         return tf.distribute.MirroredStrategy()
     environ = os.environ if environ is None else environ
     cluster = parse_tf_config(environ.get("TF_CONFIG", ""))
-    host, port = _split_address(cluster.address)
-    if port_in_use(port):
-        raise DistributeError(f"{cluster.task_type} {cluster.task_index}: port {port} "
-                              f"({cluster.address} in TF_CONFIG) is in use on this machine.")
-    with Watchdog(connect_timeout, lambda: _missing_peers_message(cluster, connect_timeout)):
+    started = time.monotonic()
+    rendezvous(cluster, connect_timeout)  # every peer's port answers (or a clear error)
+    left = max(30.0, connect_timeout - (time.monotonic() - started))
+    with watchdog(left, f"{cluster.task_type} {cluster.task_index}: the cluster did not "
+                  f"form within {left:.0f} s", cluster.peers):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         agree(strategy, 0.0)  # the first collective: every worker is there
     strategy.cluster = cluster
@@ -471,6 +505,7 @@ def fit_multi_worker(task, config, workdir, datasets, strategy, verbose=1, fresh
                         "the same order on every worker (seed its shuffle).")
                 total += float(loss) * int(rows)
                 count, seen = count + int(rows), seen + int(local_rows)
+            train_seconds = time.time() - started
             logs = {k: float(v) for k, v in model.get_metrics_result().items()}
             logs["loss"] = total / max(count, 1)
             for m in model.metrics:
@@ -484,12 +519,13 @@ def fit_multi_worker(task, config, workdir, datasets, strategy, verbose=1, fresh
                     warnings.filterwarnings("ignore", message=".*ran out of data.*")
                     val = plain.evaluate(datasets.valid, verbose=0, return_dict=True)
                 logs.update({f"val_{k}": float(v) for k, v in val.items()})
-                history.append({"epoch": e + 1, **logs, "examples": int(examples)})
+                history.append({"epoch": e + 1, **logs, "examples": int(examples),
+                                "train_seconds": round(train_seconds, 2)})
                 config_lib.write_json(os.path.join(p["checkpoint"], "history.json"), history)
                 stop = float(_after_epoch(task, config, p, plain, history, writer))
                 if verbose:
                     shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
-                    print(f"epoch {e + 1}/{config.epochs} ({time.time() - started:.0f} s, "
+                    print(f"epoch {e + 1}/{config.epochs} ({train_seconds:.1f} s, "
                           f"{examples:.0f} examples): {shown}", flush=True)
             epoch.assign(e + 1)
             manager.save()
