@@ -199,11 +199,14 @@ class TaggerServer(keras.layers.Layer):
         inside = (steps[:, None, :] >= starts[:, :, None]) & (steps[:, None, :] < ends[:, :, None])
         words = tf.ragged.boolean_mask(
             tf.broadcast_to(tokens[:, None, :], tf.shape(inside)), inside)  # (B, E, None)
+        texts = tf.strings.reduce_join(words, axis=-1, separator=" ")
+        if isinstance(texts, tf.RaggedTensor):  # signatures take dense tensors only
+            texts = texts.to_tensor("", shape=tf.shape(starts))
         return {
             "entity_types": tf.where(valid, tf.gather(self.type_names, types), ""),
             "entity_starts": starts,
             "entity_ends": ends,
-            "entity_texts": tf.strings.reduce_join(words, axis=-1, separator=" "),
+            "entity_texts": texts,
             "entity_counts": counts,
         }
 
