@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from tests.zoo.conftest import make_cell
+from tests.zoo.conftest import CELL_CASES, CELL_IDS, make_cell
 from zoo.layers import fused_recurrence
 
 B, T, D, U = 3, 7, 4, 5
@@ -57,13 +57,24 @@ def _loss_and_grads(layer, x, mask, init, training, weights):
     return run(x, init)
 
 
-@pytest.mark.parametrize(
-    "masked, go_backwards, zero_output_for_mask",
-    [(False, False, True), (True, True, True), (True, False, False)],
-    ids=["plain", "masked-backwards", "masked-carry-out"],
-)
-def test_fused_path_equals_generic_loop(cell_case, masked, go_backwards, zero_output_for_mask):
-    name, kwargs = cell_case
+# Every cell plain and masked backwards; the carried output (zero_output_for_mask=False)
+# is computed outside the cell kernels, so one cell covers it.
+EQUALITY_CASES = [
+    (case, config)
+    for case in CELL_CASES
+    for config in ((False, False, True), (True, True, True))
+] + [(("lstm", {}), (True, False, False))]
+EQUALITY_IDS = [
+    f"{cid}-{'masked' if m else 'plain'}{'-backwards' if b else ''}{'' if z else '-carry-out'}"
+    for cid, (_, (m, b, z)) in zip(
+        [i for i in CELL_IDS for _ in range(2)] + ["lstm"], EQUALITY_CASES
+    )
+]
+
+
+@pytest.mark.parametrize("case, config", EQUALITY_CASES, ids=EQUALITY_IDS)
+def test_fused_path_equals_generic_loop(case, config):
+    (name, kwargs), (masked, go_backwards, zero_output_for_mask) = case, config
     rng = np.random.default_rng(3)
     cell = make_cell(name, U, D, **kwargs)
     plain = _generic_copy(cell)

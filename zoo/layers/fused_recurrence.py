@@ -242,10 +242,9 @@ class _SimplifiedGRU(_Kernel):
 
     def step(self, p, states):
         c_prev = states[0]
-        n = self.n
-        z = p + tf.matmul(c_prev, self.U)
-        gamma_u = tf.sigmoid(z[:, :n])
-        c_tilde = tf.tanh(z[:, n:])
+        z_u, z_c = tf.split(p + tf.matmul(c_prev, self.U), 2, axis=1)
+        gamma_u = tf.sigmoid(z_u)
+        c_tilde = tf.tanh(z_c)
         c = gamma_u * c_tilde + (1.0 - gamma_u) * c_prev
         return [c], [gamma_u, c_tilde]
 
@@ -311,12 +310,11 @@ class _LSTM(_Kernel):
 
     def step(self, p, states):
         a_prev, c_prev = states
-        n = self.n
-        z = p + tf.matmul(a_prev, self.U)
-        gamma_u = tf.sigmoid(z[:, :n])
-        gamma_f = tf.sigmoid(z[:, n : 2 * n])
-        c_tilde = tf.tanh(z[:, 2 * n : 3 * n])
-        gamma_o = tf.sigmoid(z[:, 3 * n :])
+        z_u, z_f, z_c, z_o = tf.split(p + tf.matmul(a_prev, self.U), 4, axis=1)
+        gamma_u = tf.sigmoid(z_u)
+        gamma_f = tf.sigmoid(z_f)
+        c_tilde = tf.tanh(z_c)
+        gamma_o = tf.sigmoid(z_o)
         c = gamma_u * c_tilde + gamma_f * c_prev
         a = gamma_o * tf.tanh(c)
         return [a, c], [gamma_u, gamma_f, c_tilde, gamma_o]
@@ -356,13 +354,12 @@ class _PeepholeLSTM(_LSTM):
 
     def step(self, p, states):
         a_prev, c_prev = states
-        n = self.n
-        z = p + tf.matmul(a_prev, self.U)
-        gamma_u = tf.sigmoid(z[:, :n] + self.p_u * c_prev)
-        gamma_f = tf.sigmoid(z[:, n : 2 * n] + self.p_f * c_prev)
-        c_tilde = tf.tanh(z[:, 2 * n : 3 * n])
+        z_u, z_f, z_c, z_o = tf.split(p + tf.matmul(a_prev, self.U), 4, axis=1)
+        gamma_u = tf.sigmoid(z_u + self.p_u * c_prev)
+        gamma_f = tf.sigmoid(z_f + self.p_f * c_prev)
+        c_tilde = tf.tanh(z_c)
         c = gamma_u * c_tilde + gamma_f * c_prev
-        gamma_o = tf.sigmoid(z[:, 3 * n :] + self.p_o * (c if self.current else c_prev))
+        gamma_o = tf.sigmoid(z_o + self.p_o * (c if self.current else c_prev))
         a = gamma_o * tf.tanh(c)
         return [a, c], [gamma_u, gamma_f, c_tilde, gamma_o]
 
