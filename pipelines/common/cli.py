@@ -137,11 +137,12 @@ def cmd_train(task, args):
     return 0
 
 
-def _report(task, args, report, out_dir, title):
+def _report(task, args, report, out_dir, title, config):
     from pipelines.common import metrics
 
     os.makedirs(out_dir, exist_ok=True)
     config_lib.write_json(os.path.join(out_dir, "metrics.json"), report)
+    config_lib.save(config, os.path.join(out_dir, "config.json"))
     if "per_class" in report:
         _say(args, metrics.format_report(report))
     else:
@@ -157,6 +158,7 @@ def cmd_evaluate(task, args):
     workdir = workdir_of(task, args)
     config_class = type(task.presets[task.default_preset])
     model, config, meta = train.load_trained(workdir, config_class)
+    config = config_lib.override(config, args.overrides)  # e.g. the columns of --data FILE
     if args.data:
         dataset, name = task.read_split(config, meta, args.data), args.data
     else:
@@ -166,7 +168,8 @@ def cmd_evaluate(task, args):
         dataset, name = datasets.test, "test split"
     report = task.evaluate(model, dataset, config, meta)
     _say(args, f"[{task.name}] evaluation on {name}:")
-    _report(task, args, report, args.out or os.path.join(workdir, "eval"), f"{task.name}: {name}")
+    _report(task, args, report, args.out or os.path.join(workdir, "eval"), f"{task.name}: {name}",
+            config)
     return 0
 
 
@@ -244,7 +247,7 @@ def cmd_tune(task, args):
         model, datasets, _ = _train(task, args, best_config, best_dir)
         if datasets.test is not None:
             _report(task, args, task.evaluate(model, datasets.test, best_config, datasets.meta),
-                    os.path.join(best_dir, "eval"), f"{task.name}: test split")
+                    os.path.join(best_dir, "eval"), f"{task.name}: test split", best_config)
         _export(task, args, model, best_config, datasets.meta)
     return 0
 
@@ -258,7 +261,7 @@ def cmd_run(task, args):
     if datasets.test is not None:
         _say(args, f"[{task.name}] test metrics:")
         _report(task, args, task.evaluate(model, datasets.test, config, datasets.meta),
-                os.path.join(workdir, "eval"), f"{task.name}: test split")
+                os.path.join(workdir, "eval"), f"{task.name}: test split", config)
     version_dir = _export(task, args, model, config, datasets.meta)
     _say(args, f"[{task.name}] example predictions through the export:")
     _show_predictions(task, args, version_dir, task.example_inputs(config, datasets.meta))

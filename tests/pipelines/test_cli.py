@@ -27,16 +27,17 @@ def test_unknown_override_key(tmp_path, capsys):
 def test_evaluate_a_file_writes_metrics_and_confusion_png(sentiment_run, tmp_path, capsys):
     path = tmp_path / "eval.jsonl"
     rows = [("I love it", "positive"), ("worst day ever", "negative"), ("a car", "neutral")]
-    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    path.write_text("".join(json.dumps({"text": t, "sentiment": y}) + "\n" for t, y in rows))
     out = tmp_path / "eval"
     assert run_cli(TASK, "evaluate", "--preset", "small", "--workdir", sentiment_run["workdir"],
-                   "--data", str(path), "--set", "label_column=label", "--out", str(out)) == 0
+                   "--data", str(path), "--set", "label_column=sentiment", "--out", str(out)) == 0
     printed = capsys.readouterr().out
     assert "accuracy" in printed and "precision" in printed and "negative" in printed
     metrics = json.load(open(out / "metrics.json"))
     assert metrics["examples"] == 3 and set(metrics["per_class"]) == {"negative", "neutral", "positive"}
     assert sum(map(sum, metrics["confusion"])) == 3
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.load(open(out / "config.json"))["label_column"] == "sentiment"
 
 
 def test_evaluate_unseen_label_names_the_line(sentiment_run, tmp_path, capsys):
