@@ -1,7 +1,17 @@
 """Language model: text -> P(next token) (generative). ``TASK`` is what ``pipelines.common`` runs."""
 
+import dataclasses
+
 from pipelines.char_lm import config, data, model, sample
 from pipelines.common.task import Task
+
+# `score` and `sample` subcommands, once pipelines.common's Task takes extra commands
+# (requested in SKELETON_REQUESTS.md); until then they are reachable from Python.
+COMMANDS = {
+    "sample": (sample.add_sample_arguments, sample.run_sample),
+    "score": (sample.add_score_arguments, sample.run_score),
+}
+_EXTRA = {"commands": COMMANDS} if "commands" in {f.name for f in dataclasses.fields(Task)} else {}
 
 
 def _sample(trained, cfg, meta, prompt="", **kwargs):
@@ -24,4 +34,5 @@ TASK = Task(
     format_prediction=model.format_prediction,
     monitor="val_loss",
     sample=_sample,
+    **_EXTRA,
 )
