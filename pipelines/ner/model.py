@@ -98,10 +98,12 @@ def to_bio(indices, meta):
 # ------------------------------------------------------------------------ evaluation
 
 
-def predict_tags(model, features, config):
-    """Tag indices (batch, T) for one batch of features (numpy)."""
+def predict_tags(model, features, config, decoder=None):
+    """Tag indices (batch, T) for one batch of features (numpy). ``decoder``: a compiled
+    ``decode`` to reuse across batches (Viterbi runs step by step when eager)."""
     outputs = model.predict_on_batch(features)
-    return keras.ops.convert_to_numpy(decode(outputs, head_of(config)))
+    decoder = decoder or (lambda o: decode(o, head_of(config)))
+    return keras.ops.convert_to_numpy(decoder(outputs))
 
 
 def evaluate(model, dataset, config, meta):
@@ -110,8 +112,10 @@ def evaluate(model, dataset, config, meta):
     ``per_class`` holds the entity types and an ``overall`` (micro) row, so the CLI
     prints them as a table."""
     gold, predicted, correct, total = [], [], 0, 0
+    head = head_of(config)
+    decoder = tf.function(lambda outputs: decode(outputs, head), reduce_retracing=True)
     for features, targets in dataset:
-        pred = predict_tags(model, features, config)
+        pred = predict_tags(model, features, config, decoder)
         targets = targets.numpy()
         for p, y in zip(pred, targets):
             n = int((y >= 0).sum())
