@@ -5,9 +5,9 @@
 * ``none``: the default strategy, ``train.fit`` as usual.
 * ``mirrored``: ``tf.distribute.MirroredStrategy`` over the local devices (GPUs; with
   ``--cpu-devices N`` the CPU split into N logical devices, a cheap way to run this
-  path on one machine). The model is built and compiled under the strategy scope and
-  ``model.fit`` splits every batch over the replicas; checkpoints and resume are
-  ``train.fit``'s.
+  path on one machine), in the custom loop below: Keras 3 ``model.fit`` under this
+  strategy fails when a batch does not split evenly over the replicas (an ``AddN``
+  shape error), which bucketed batches and last batches do.
 * ``multi-worker``: ``tf.distribute.MultiWorkerMirroredStrategy`` across processes or
   machines described by the standard ``TF_CONFIG`` environment variable::
 
@@ -15,7 +15,7 @@
        "task": {"type": "worker", "index": 0}}
 
   Keras 3 ``model.fit`` fails under this strategy (keras-team/keras issue 20585), so
-  ``fit_multi_worker`` runs a custom loop: ``strategy.run`` of a step that calls the
+  ``fit_distributed`` runs a custom loop: ``strategy.run`` of a step that calls the
   task's compiled model (``model.compute_loss``, ``model.optimizer``,
   ``model.compute_metrics``), gradients all-reduced by the optimizer.
 
@@ -59,7 +59,6 @@ import os
 import shutil
 import socket
 import sys
-import threading
 import time
 import warnings
 
@@ -340,10 +339,6 @@ def strategy_from_args(args):
                          getattr(args, "connect_timeout", 120.0))
 
 
-def is_multi_worker(strategy):
-    return strategy is not None and hasattr(strategy, "cluster")
-
-
 def agree(strategy, value, op="MAX"):
     """The ``op`` ("MAX", "MIN", "SUM") of a Python number over all replicas (a
     collective: every worker must call it at the same point)."""
@@ -408,7 +403,8 @@ def fingerprint(batch):
     import keras
     import tensorflow as tf
 
-    x, y, w = keras.utils.unpack_x_y_sample_weight(tuple(batch) if isinstance(batch, (tuple, list)) else batch)
+    x, y, w = keras.utils.unpack_x_y_sample_weight(
+        tuple(batch) if isinstance(batch, (tuple, list)) else batch)
     parts = [tf.io.serialize_tensor(t) for t in tf.nest.flatten(y)]
     parts += [tf.strings.reduce_join(tf.strings.as_string(tf.shape(t)), separator=",")
               for t in tf.nest.flatten((x, w)) if t is not None]
@@ -424,26 +420,24 @@ def fit(task, config, workdir, datasets, strategy=None, verbose=1, fresh=False):
     says whether this process writes artifacts."""
     from pipelines.common import train
 
-    if is_multi_worker(strategy):
-        return fit_multi_worker(task, config, workdir, datasets, strategy, verbose, fresh)
-    model, info = train.fit(task, config, workdir, datasets, verbose=verbose, fresh=fresh,
-                            strategy=strategy)
+    if strategy is not None:
+        return fit_distributed(task, config, workdir, datasets, strategy, verbose, fresh)
+    model, info = train.fit(task, config, workdir, datasets, verbose=verbose, fresh=fresh)
     return model, {**info, "chief": True}
 
 
-def _scope(strategy):
-    return strategy.scope() if strategy is not None else contextlib.nullcontext()
-
-
-def fit_multi_worker(task, config, workdir, datasets, strategy, verbose=1, fresh=False):
-    """The custom multi-worker loop (see the module docstring); ``(model, info)`` as
-    ``train.fit``, the model a plain (strategy-free) copy holding the best weights."""
+def fit_distributed(task, config, workdir, datasets, strategy, verbose=1, fresh=False):
+    """The custom loop (see the module docstring) under a mirrored or multi-worker
+    strategy; ``(model, info)`` as ``train.fit``, the model a plain (strategy-free)
+    copy holding the best weights."""
     import keras
     import tensorflow as tf
 
     from pipelines.common import train
 
-    cluster = strategy.cluster
+    # One process (mirrored) is a cluster of one worker, the chief.
+    cluster = getattr(strategy, "cluster", None) or Cluster({"worker": ["localhost:0"]},
+                                                            "worker", 0)
     p = train.paths(workdir)
     backup = os.path.join(p["checkpoint"], "backup")
     # Non-chief workers save too (saving may need collectives) but into their own
@@ -479,9 +473,8 @@ def fit_multi_worker(task, config, workdir, datasets, strategy, verbose=1, fresh
     plain = None
     history = []
     if cluster.is_chief:  # validation, best weights and summaries: the chief alone
-        with _scope(None):
-            keras.utils.set_random_seed(config.seed)
-            plain = task.build_model(config, datasets.meta)
+        keras.utils.set_random_seed(config.seed)
+        plain = task.build_model(config, datasets.meta)  # outside the strategy
         history = _read_history(p, start)
         writer = tf.summary.create_file_writer(p["logs"])
 
@@ -543,9 +536,9 @@ def fit_multi_worker(task, config, workdir, datasets, strategy, verbose=1, fresh
 
     digest = weights_digest(model.get_weights())
     info = {"history": history, "resumed_from": start, "chief": cluster.is_chief,
-            "weights_digest": digest,
-            "epochs_run": start + len(seen_per_epoch), "stopped": stopped, "workers": cluster.num_workers,
-            "best": None, "seen": seen_per_epoch}
+            "weights_digest": digest, "epochs_run": start + len(seen_per_epoch),
+            "stopped": stopped, "workers": cluster.num_workers, "best": None,
+            "seen": seen_per_epoch}
     if not cluster.is_chief:
         return model, info
     if not history:
@@ -558,7 +551,7 @@ def fit_multi_worker(task, config, workdir, datasets, strategy, verbose=1, fresh
     info["best"] = _best(task, history)[1]
     # How the run was trained; the digest is the same on every worker (synchronous steps).
     config_lib.write_json(os.path.join(workdir, "distributed.json"), {
-        "strategy": "MultiWorkerMirroredStrategy", "workers": cluster.num_workers,
+        "strategy": type(strategy).__name__, "workers": cluster.num_workers,
         "replicas": strategy.num_replicas_in_sync, "last_weights_digest": digest,
         "examples_per_epoch_on_chief": seen_per_epoch})
     return plain, info

@@ -1,7 +1,6 @@
 """Bad clusters fail fast with a message naming the bad value (in-process, seconds)."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -110,7 +109,8 @@ def test_replica_batches_show_every_example_once(replicas, per_worker):
             per_replica.setdefault(replica, []).append(y.numpy())
     for step, n in enumerate(sizes):
         parts = [per_replica[r][step] for r in range(replicas)]
-        assert sorted(np.concatenate(parts)) == list(range(sum(sizes[:step]), sum(sizes[:step + 1])))
+        expected = range(sum(sizes[:step]), sum(sizes[:step + 1]))
+        assert sorted(np.concatenate(parts)) == list(expected)
         assert max(map(len, parts)) - min(map(len, parts)) <= 1  # nobody starved
 
 

@@ -29,6 +29,7 @@ def _weights(path):
     return keras.models.load_model(path).get_weights()
 
 
+@pytest.mark.slow  # about 4 minutes on the shared 2-core machine (3 TensorFlow processes)
 def test_two_workers_train_together_like_one_process(tmp_path):
     ports = [cluster.free_port(), cluster.free_port()]
     work = tmp_path / "work"
