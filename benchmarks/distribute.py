@@ -46,9 +46,9 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=1200)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
-    overrides = ["--set", "epochs=3", "--set", "patience=0", "--set", "max_examples=2000"]
-    for pair in args.overrides:
-        overrides += ["--set", pair]
+    settings = {"epochs": "3", "patience": "0", "max_examples": "2000"}
+    settings.update(pair.split("=", 1) for pair in args.overrides)
+    overrides = [x for k, v in settings.items() for x in ("--set", f"{k}={v}")]
     rates = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
