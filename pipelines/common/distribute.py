@@ -16,8 +16,8 @@
 
   Keras 3 ``model.fit`` fails under this strategy (keras-team/keras issue 20585), so
   ``fit_distributed`` runs a custom loop: ``strategy.run`` of a step that calls the
-  task's compiled model (``model.compute_loss``, ``model.optimizer``,
-  ``model.compute_metrics``), gradients all-reduced by the optimizer.
+  task's compiled model (``model.compute_loss``, ``model.optimizer``), gradients
+  all-reduced by the optimizer; the compiled metrics are computed on validation.
 
 Data: each batch of the task's chain is a *global* batch of ``config.batch_size``
 examples. Every worker runs the same chain and keeps its replicas' rows of each batch
@@ -499,10 +499,7 @@ def fit_distributed(task, config, workdir, datasets, strategy, verbose=1, fresh=
                 total += float(loss) * int(rows)
                 count, seen = count + int(rows), seen + int(local_rows)
             train_seconds = time.time() - started
-            logs = {k: float(v) for k, v in model.get_metrics_result().items()}
-            logs["loss"] = total / max(count, 1)
-            for m in model.metrics:
-                m.reset_state()
+            logs = {"loss": total / max(count, 1)}
             examples = agree(strategy, seen, "SUM")
             seen_per_epoch.append(seen)
             stop = 0.0
@@ -595,7 +592,9 @@ def _train_step(model, strategy, element_spec):
             loss = tf.cast(loss, tf.float32) * (num_replicas * share)
         grads = tape.gradient(loss, model.trainable_variables)
         model.optimizer.apply(grads, model.trainable_variables)
-        model.compute_metrics(x, y, y_pred, w)
+        # No model.compute_metrics here: its variables, created on the first call inside
+        # the step, break the step under MirroredStrategy; the chief's validation
+        # computes every compiled metric.
         ctx = tf.distribute.get_replica_context()
         fp = element["fingerprint"]
         fps = ctx.all_gather(fp[None], axis=0)  # (num_replicas,)
