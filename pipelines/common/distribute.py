@@ -39,8 +39,9 @@ Fault tolerance, as TensorFlow's guide describes for custom loops (the Keras
 delete; a restarted job restores the chief's latest checkpoint and continues after
 that epoch. The work directory must be on a filesystem every worker sees (NFS, GCS);
 workers that restore different epochs stop with an error saying so. When a worker
-dies, the others fail too (TensorFlow's coordination service reports the lost task):
-the cluster manager restarts them all, and training continues from the last epoch.
+dies, the others fail too (their next collective cannot reach it; they exit with
+"lost contact with the cluster"): the cluster manager restarts them all, and training
+continues after the last saved epoch.
 
 Only the chief evaluates on the validation split, keeps the best weights, writes
 TensorBoard summaries, ``model.keras``, ``history.json`` and exports.
