@@ -63,6 +63,7 @@ def test_two_workers_train_together_like_one_process(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+@pytest.mark.slow  # the CLI end to end; test_cluster_checks covers the rendezvous in-process
 def test_missing_peer_is_an_error_in_bounded_time(tmp_path):
     ports = [cluster.free_port(), cluster.free_port()]
     started = time.monotonic()
