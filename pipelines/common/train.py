@@ -13,7 +13,6 @@ continues after its last completed epoch: every checkpoint file is written aside
 renamed into place, and state.json (the epoch counter) is renamed last.
 """
 
-import contextlib
 import os
 import shutil
 import warnings
@@ -86,14 +85,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False, strategy=None):
+def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     """Trains ``task``'s model on ``datasets`` in ``workdir``, resuming if possible.
 
     Returns ``(model, info)``: the model holding the best epoch's weights, and a dict
     with ``history`` (list of per-epoch logs), ``resumed_from`` (epoch or 0),
     ``best`` (the monitored value) and ``epochs_run``. ``fresh`` discards an
-    unfinished run instead of resuming it. ``strategy``: a tf.distribute strategy
-    (``pipelines.common.distribute``) under whose scope the model is built or loaded.
+    unfinished run instead of resuming it. (Distributed training runs its own loop:
+    ``pipelines.common.distribute.fit``.)
     """
     p = paths(workdir)
     os.makedirs(p["checkpoint"], exist_ok=True)
@@ -104,12 +103,10 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False, s
         config_lib.save(config, p["config"])
         config_lib.write_json(p["meta"], dict(datasets.meta))
         keras.utils.set_random_seed(config.seed)
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = task.build_model(config, datasets.meta)
+        model = task.build_model(config, datasets.meta)
         initial_epoch = 0
     else:
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = keras.models.load_model(p["last"])
+        model = keras.models.load_model(p["last"])
         initial_epoch = state["epoch"]
     checkpoint = EpochCheckpoint(workdir, task.monitor, task.monitor_mode, config.patience, state)
     done = state is not None and (state.get("stopped") or initial_epoch >= config.epochs)
