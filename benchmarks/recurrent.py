@@ -194,7 +194,7 @@ def torch_runner(torch, row, shape, mode):
         loss = top.square().mean()
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return train_step
 
