@@ -64,6 +64,8 @@ def build_parser(task):
     p.add_argument("--file", help="a file with one input per line ('-' for stdin)")
     p.add_argument("--model", help="an export version directory (default: the latest under "
                    "--export-dir)")
+    for name, (add_arguments, run) in task.commands.items():
+        add_arguments(sub.add_parser(name, parents=[common], help=(run.__doc__ or name).strip()))
     return parser
 
 
@@ -76,7 +78,8 @@ def main(task, argv=None):
         argv = ["run", *argv]
     args = build_parser(task).parse_args(argv)
     try:
-        return COMMANDS[args.command](task, args)
+        command = COMMANDS.get(args.command) or task.commands[args.command][1]
+        return command(task, args)
     except (DataError, config_lib.ConfigError, ResumeError, UsageError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -258,10 +261,11 @@ def cmd_run(task, args):
     model, datasets, info = _train(task, args, config, workdir)
     if not info["chief"]:
         return 0
-    if datasets.test is not None:
-        _say(args, f"[{task.name}] test metrics:")
-        _report(task, args, task.evaluate(model, datasets.test, config, datasets.meta),
-                os.path.join(workdir, "eval"), f"{task.name}: test split", config)
+    # Tasks without a test split (a language model on one corpus) report validation.
+    split, dataset = ("test", datasets.test) if datasets.test is not None else ("validation", datasets.valid)
+    _say(args, f"[{task.name}] {split} metrics:")
+    _report(task, args, task.evaluate(model, dataset, config, datasets.meta),
+            os.path.join(workdir, "eval"), f"{task.name}: {split} split", config)
     version_dir = _export(task, args, model, config, datasets.meta)
     _say(args, f"[{task.name}] example predictions through the export:")
     _show_predictions(task, args, version_dir, task.example_inputs(config, datasets.meta))

@@ -43,7 +43,10 @@ def export(serving_model, base, task_name, config=None, meta=None, input_name="t
     """Writes ``serving_model`` as the next version of ``base/task_name``.
 
     ``serving_model`` maps a (batch,) string tensor to a dict of named tensors; it
-    becomes the ``serving_default`` signature with input ``input_name``. The resolved
+    becomes the ``serving_default`` signature with input ``input_name``. A serving
+    model with an ``endpoints()`` method ({name: (fn, input_signature)}) gets those
+    signatures instead (one must be ``serving_default``); its ``signature_defaults``
+    ({input name: value}) are saved for ``predict`` to fill the non-text inputs. The resolved
     config and meta are written inside the version (``assets.extra/``), which Serving
     ignores. Returns the version directory.
     """
@@ -56,14 +59,21 @@ def export(serving_model, base, task_name, config=None, meta=None, input_name="t
         serving_model(tf.constant(["", "a text"]))  # builds the layer; checks an empty input
     archive = keras.export.ExportArchive()
     archive.track(serving_model)
-    archive.add_endpoint(
-        name=SIGNATURE,
-        fn=lambda text: serving_model(text),
-        input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name=input_name)],
-    )
+    if hasattr(serving_model, "endpoints"):  # several signatures (generative tasks)
+        for name, (fn, input_signature) in serving_model.endpoints().items():
+            archive.add_endpoint(name=name, fn=fn, input_signature=input_signature)
+    else:
+        archive.add_endpoint(
+            name=SIGNATURE,
+            fn=lambda text: serving_model(text),
+            input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name=input_name)],
+        )
     archive.write_out(tmp, verbose=False)
     extra = os.path.join(tmp, "assets.extra")
     os.makedirs(extra, exist_ok=True)
+    defaults = getattr(serving_model, "signature_defaults", None)
+    if defaults:  # values `predict` feeds to the inputs after the first one
+        config_lib.write_json(os.path.join(extra, "signature_defaults.json"), dict(defaults))
     if config is not None:
         config_lib.save(config, os.path.join(extra, "config.json"))
     if meta is not None:
@@ -114,10 +124,17 @@ def load_signature(version_dir):
 def predict(version_dir, texts, batch_size=256):
     """Runs raw ``texts`` through an export; returns a list of dicts of numpy values."""
     fn = load_signature(version_dir)
-    input_name = list(fn.structured_input_signature[1])[0]
+    specs = fn.structured_input_signature[1]
+    string_inputs = [name for name, spec in specs.items() if spec.dtype == tf.string]
+    input_name = (string_inputs or list(specs))[0]
+    defaults_path = os.path.join(version_dir, "assets.extra", "signature_defaults.json")
+    defaults = config_lib.read_json(defaults_path) if os.path.exists(defaults_path) else {}
+    extra = {name: tf.constant(defaults[name], dtype=spec.dtype)
+             for name, spec in specs.items() if name != input_name and name in defaults}
     rows = []
     for start in range(0, len(texts), batch_size):
-        out = fn(**{input_name: tf.constant(texts[start:start + batch_size], dtype=tf.string)})
+        out = fn(**{input_name: tf.constant(texts[start:start + batch_size], dtype=tf.string)},
+                 **extra)
         out = {k: v.numpy() for k, v in out.items()}
         n = len(next(iter(out.values())))
         rows.extend({k: v[i] for k, v in out.items()} for i in range(n))

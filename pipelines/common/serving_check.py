@@ -49,6 +49,9 @@ import tensorflow as tf
 
 args = json.loads(sys.argv[1])
 path, inputs, input_name = args["dir"], args["inputs"], args["input_name"]
+signature_name = args.get("signature", "serving_default")
+# One input (the list under input_name) or several ({input name: value}, scalars allowed).
+feeds = inputs if isinstance(inputs, dict) else {input_name: inputs}
 
 def plain(value):
     value = np.asarray(value)
@@ -60,16 +63,16 @@ def plain(value):
 graph = tf.Graph()
 with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
     meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
-    signature = meta_graph.signature_def["serving_default"]
-    feed = {signature.inputs[input_name].name: inputs}
+    signature = meta_graph.signature_def[signature_name]
+    feed = {signature.inputs[name].name: value for name, value in feeds.items()}
     fetches = {key: info.name for key, info in signature.outputs.items()}
     session_out = session.run(fetches, feed_dict=feed)
     tensor_names = {"inputs": {k: v.name for k, v in signature.inputs.items()}, "outputs": fetches}
 
 loaded = tf.saved_model.load(path)
-serve = loaded.signatures["serving_default"]
-dtype = serve.structured_input_signature[1][input_name].dtype
-eager_out = serve(**{input_name: tf.constant(inputs, dtype)})
+serve = loaded.signatures[signature_name]
+specs = serve.structured_input_signature[1]
+eager_out = serve(**{name: tf.constant(value, specs[name].dtype) for name, value in feeds.items()})
 
 print("RESULT " + json.dumps({
     "blocked": blocked,
@@ -93,9 +96,11 @@ def clean_env():
     return env
 
 
-def run_export(version_dir, inputs, input_name="text", timeout=600):
+def run_export(version_dir, inputs, input_name="text", timeout=600, signature="serving_default"):
     """Runs ``inputs`` (list of str, or nested lists of numbers for non-text signatures) through the export at ``version_dir`` in a process
-    where the project cannot be imported.
+    where the project cannot be imported. ``inputs`` may also be a dict {input name:
+    value} for a signature with several inputs (scalars allowed); ``signature`` names
+    the SignatureDef to run.
 
     Returns a dict: ``blocked`` ({"zoo": True, "pipelines": True} when the block held),
     ``modules`` (project modules found loaded: must be empty), ``tensor_names`` (of the
@@ -104,8 +109,9 @@ def run_export(version_dir, inputs, input_name="text", timeout=600):
     """
     args = {
         "dir": os.path.abspath(version_dir),
-        "inputs": list(inputs),
+        "inputs": dict(inputs) if isinstance(inputs, dict) else list(inputs),
         "input_name": input_name,
+        "signature": signature,
         "blocked": list(BLOCKED),
     }
     with tempfile.TemporaryDirectory() as cwd:
