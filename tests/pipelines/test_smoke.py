@@ -11,7 +11,7 @@ import pytest
 
 from tests.pipelines.conftest import run_cli
 
-TASKS = ["sentiment", "ner"]
+TASKS = ["sentiment", "char_lm", "ner"]
 
 
 @pytest.mark.parametrize("name", TASKS)
