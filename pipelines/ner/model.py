@@ -149,7 +149,7 @@ class TaggerServer(keras.layers.Layer):
         indices, end exclusive), entity_texts (B, E) string (tokens joined by spaces),
         entity_counts (B,) int32.
     ``tag(tokens)`` does the same for pre-tokenized input (B, T) strings padded with "",
-    the export's ``tokens`` signature (``endpoints``).
+    the export's ``tokens`` signature (``endpoints``: serving_default and tokens).
     """
 
     def __init__(self, tagger, meta, config, **kwargs):
@@ -215,8 +215,13 @@ class TaggerServer(keras.layers.Layer):
         }
 
     def endpoints(self):
-        """Extra Serving signatures: {name: (fn, input specs)}."""
-        return {"tokens": (self.tag, [tf.TensorSpec((None, None), tf.string, name="tokens")])}
+        """The export's signatures: {name: (fn, input specs)}."""
+        return {
+            "serving_default": (lambda text: self(text),
+                                [tf.TensorSpec((None,), tf.string, name="text")]),
+            "tokens": (lambda tokens: self.tag(tokens),
+                       [tf.TensorSpec((None, None), tf.string, name="tokens")]),
+        }
 
 
 def serving_model(model, config, meta):
