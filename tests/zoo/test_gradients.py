@@ -18,7 +18,9 @@ def _loss_fn(layer, mask):
 
     @tf.function
     def loss(x):
-        outputs, *states = layer(x, mask=mask)
+        # training=True: the hand-written BPTT of zoo.layers.fused_recurrence, which
+        # fit() uses; tests/zoo/test_fast_paths.py ties it to the generic loop.
+        outputs, *states = layer(x, mask=mask, training=True)
         total = tf.reduce_sum(outputs * w_out)
         for s, w in zip(states, w_states):
             total += tf.reduce_sum(s * w)
