@@ -101,21 +101,17 @@ def _forward(kernel, projected, states0, mask, save):
     state_tas = [tf.TensorArray(dtype, size=time + 1).write(0, s) for s in recorded]
     saved_tas = [tf.TensorArray(dtype, size=time) for _ in range(kernel.num_saved if save else 0)]
 
-    def body(t, states, state_tas, saved_tas):
+    def step(t, carry):
+        states, state_tas, saved_tas = carry
         new_states, saved = kernel.step(projected[t], states)
         if mask is not None:
             m = mask[t] > 0  # (batch, 1)
             new_states = [tf.where(m, n, s) for n, s in zip(new_states, states)]
         state_tas = [ta.write(t + 1, s) for ta, s in zip(state_tas, new_states)]
         saved_tas = [ta.write(t, s) for ta, s in zip(saved_tas, saved)]
-        return t + 1, new_states, state_tas, saved_tas
+        return new_states, state_tas, saved_tas
 
-    _, finals, state_tas, saved_tas = tf.while_loop(
-        lambda t, *_: t < time,
-        body,
-        (tf.constant(0), list(states0), state_tas, saved_tas),
-        maximum_iterations=time,
-    )
+    finals, state_tas, saved_tas = _loop(time, step, (list(states0), state_tas, saved_tas))
     # Stacked tensors, not TensorArrays, cross into the backward pass: a gradient
     # function that captures a TensorArray's variant cannot be saved in a SavedModel,
     # and measured it needed more memory.
@@ -127,7 +123,8 @@ def _backward(kernel, states_all, saved, mask, d_a_seq, d_finals):
     time = tf.shape(d_a_seq)[0]
     dz_ta = tf.TensorArray(d_a_seq.dtype, size=time)
 
-    def body(t, d_states, dz_ta):
+    def step(t, carry):
+        d_states, dz_ta = carry
         d_states = [d_states[0] + d_a_seq[t]] + list(d_states[1:])
         if mask is not None:
             m = mask[t]  # (batch, 1), 1.0 for real steps
@@ -142,15 +139,49 @@ def _backward(kernel, states_all, saved, mask, d_a_seq, d_finals):
         )
         if mask is not None:
             d_prev = [p + d * (1.0 - m) for p, d in zip(d_prev, d_states)]
-        return t - 1, d_prev, dz_ta.write(t, dz)
+        return d_prev, dz_ta.write(t, dz)
 
-    _, d_states0, dz_ta = tf.while_loop(
-        lambda t, *_: t >= 0,
-        body,
-        (time - 1, list(d_finals), dz_ta),
-        maximum_iterations=time,
-    )
+    d_states0, dz_ta = _loop(time, step, (list(d_finals), dz_ta), reverse=True)
     return _stack(dz_ta), list(d_states0)
+
+
+UNROLL = 4
+"""Time steps per ``tf.while_loop`` iteration: fewer loop-control ops per step."""
+
+
+def _loop(time, step, carry, reverse=False, unroll=None):
+    """``carry = step(t, carry)`` for t = 0..time-1 (or time-1..0 with ``reverse``).
+
+    The loop body runs ``unroll`` consecutive steps; the time % unroll leftover steps
+    run in a second loop (after the blocks, or before them when reversed, so the
+    steps keep their order).
+    """
+    k = UNROLL if unroll is None else unroll
+    blocks = time // k
+    split = blocks * k
+
+    def block(i, carry):
+        for j in range(k):
+            t = i * k + (k - 1 - j if reverse else j)
+            carry = step(t, carry)
+        return carry
+
+    def run(first, stop, fn, carry):
+        def body(i, carry):
+            return i + (-1 if reverse else 1), fn(i, carry)
+
+        if reverse:
+            cond, count = (lambda i, _: i >= stop), first - stop + 1
+        else:
+            cond, count = (lambda i, _: i < stop), stop - first
+        _, carry = tf.while_loop(cond, body, (first, carry), maximum_iterations=tf.maximum(count, 0))
+        return carry
+
+    if reverse:
+        carry = run(time - 1, split, step, carry)
+        return run(blocks - 1, 0, block, carry)
+    carry = run(tf.constant(0), blocks, block, carry)
+    return run(split, time, step, carry)
 
 
 def _stack(ta):
