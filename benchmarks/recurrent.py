@@ -9,12 +9,19 @@ layers of one family (zoo, stock Keras, torch.nn when installed) are built, warm
 and then timed in turns, ``--repeats`` rounds, so load from other processes hits all
 peers alike; the table shows medians and the ratios zoo/keras and zoo/torch (> 1 means
 the zoo is faster). Throughput is in sequence-steps per second (batch x time /
-seconds). GFLOP/s counts the matrix products only (forward 2·B·T·G·n·(in + n) per
-layer and direction; training 3x that, the backward pass being two more products of
-the same sizes); the machine's rough peak is a large float32 matmul measured in the
-same run. Peak memory is the growth of the process' peak resident set during one
+seconds). GFLOP/s counts the matrix products only (``flops``: forward 2·B·T·G·n·(in + n)
+per layer and direction; training adds the backward products, without ∂L/∂x for the
+bottom layer). Two ceilings are measured in the same run: the float32 peak (chained
+2048² products) and, per row, "step GEMM": the (B, n) @ (n, G·n) product every
+recurrent step must do, chained T times in a while loop. At small batches that
+product, not the big ones, bounds any float32 implementation of the recurrence. Peak memory is the growth of the process' peak resident set during one
 training step (Linux only: ``/proc/self/clear_refs``), with glibc told to return
 large blocks to the system at once so earlier steps do not hide it.
+
+torch.nn runs in a child process (``TorchWorker``): in the TensorFlow process its OpenMP
+threads, spinning after each op, starve TensorFlow's thread pool and are starved by it
+(measured here: torch.nn.LSTM at 1,600 steps/s in-process against about 40,000 alone).
+Rounds still alternate between the two processes, so only one computes at a time.
 
 Rows: every zoo cell (rnn, simplified_gru, gru, lstm, peephole_lstm) as one layer, and
 lstm and gru bidirectional ("bi") and as two stacked layers ("x2"). The Keras and torch
@@ -116,18 +123,28 @@ def peak_memory_mb(fn):
 
 
 def flops(row, shape, mode):
-    """Matrix-product FLOPs of one forward (or training) pass of a zoo-row layer."""
+    """Matrix-product FLOPs of one forward (or training) pass of a zoo-row layer.
+
+    A layer with input width d does 2·B·T·G·n·(d + n) forward. Training adds ∂L/∂U,
+    ∂L/∂a<t-1> (2·B·T·G·n·n each), ∂L/∂K (2·B·T·G·n·d) and, except for the bottom
+    layer (the benchmark's input takes no gradient, so every framework skips it),
+    ∂L/∂x (2·B·T·G·n·d).
+    """
     cell, form = row
     b, t, d, n = shape
     g = GATES[cell]
-    per = lambda inp: 2 * b * t * g * n * (inp + n)  # noqa: E731
+
+    def layer(inp, bottom):
+        forward = 2 * b * t * g * n * (inp + n)
+        if mode != "train":
+            return forward
+        return forward + 2 * b * t * g * n * (2 * n + inp * (1 if bottom else 2))
+
     if form == "single":
-        f = per(d)
-    elif form == "bi":
-        f = 2 * per(d)
-    else:
-        f = per(d) + per(n)
-    return f * (3 if mode == "train" else 1)
+        return layer(d, True)
+    if form == "bi":
+        return 2 * layer(d, True)
+    return layer(d, True) + layer(n, False)
 
 
 def tf_runner(tf, keras, build_layer, shape, mode):
@@ -199,7 +216,68 @@ def torch_runner(torch, row, shape, mode):
     return train_step
 
 
+class TorchWorker:
+    """torch.nn rows in a child process; the parent asks for one timed round at a time."""
+
+    def __init__(self, threads):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_torch_child, args=(child, threads), daemon=True)
+        self.process.start()
+        self.version = self.conn.recv()  # None when torch is not installed
+
+    def _ask(self, *message):
+        self.conn.send(message)
+        return self.conn.recv()
+
+    def runner(self, key, row, shape, mode):
+        """A (round, memory) pair of callables for one torch row, built and warmed up."""
+        self._ask("build", key, row, shape, mode)
+        return (lambda min_seconds: self._ask("round", key, min_seconds),
+                lambda: self._ask("memory", key))
+
+    def close(self):
+        self.conn.send(("stop",))
+        self.process.join(timeout=10)
+
+
+def _torch_child(conn, threads):
+    try:
+        import torch
+    except ImportError:
+        conn.send(None)
+        return
+    torch.set_num_threads(threads)
+    conn.send(torch.__version__)
+    runners, shapes = {}, {}
+    while True:
+        command, *rest = conn.recv()
+        if command == "stop":
+            return
+        if command == "build":
+            key, row, shape, mode = rest
+            fn = runners[key] = torch_runner(torch, row, shape, mode)
+            shapes[key] = shape
+            fn()
+            fn()
+            conn.send(True)
+        elif command == "round":
+            key, min_seconds = rest
+            conn.send(time_round(runners[key], shapes[key], min_seconds))
+        elif command == "memory":
+            conn.send(peak_memory_mb(runners[rest[0]]))
+
+
 # ---------------------------------------------------------------- timing
+
+
+def tf_timers(fn, shape):
+    """(round, memory) callables of a TensorFlow runner, traced and warmed up."""
+    fn()
+    fn()
+    return (lambda min_seconds: time_round(fn, shape, min_seconds), lambda: peak_memory_mb(fn))
 
 
 def time_round(fn, shape, min_seconds):
@@ -214,17 +292,47 @@ def time_round(fn, shape, min_seconds):
             return b * t * calls / elapsed
 
 
-def measure_peak_gflops(tf, rounds=3):
-    a = tf.random.stateless_normal((2048, 2048), seed=(3, 4))
-    mm = tf.function(lambda a: tf.matmul(a, a))
-    mm(a).numpy()
+def _best_rate(fn, flop, rounds=3, min_seconds=0.3):
+    fn()
     best = 0.0
     for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(3):
-            mm(a).numpy()
-        best = max(best, 3 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < min_seconds:
+            fn()
+            calls += 1
+        best = max(best, calls * flop / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def measure_peak_gflops(tf, chain=8):
+    """GFLOP/s of a chain of 2048^2 float32 products in one graph call (a scalar comes
+    back, so neither the call nor a copy of the result is timed)."""
+    a = tf.random.stateless_normal((2048, 2048), seed=(3, 4)) / 2048**0.5
+
+    @tf.function
+    def products(a):
+        x = a
+        for _ in range(chain):
+            x = tf.matmul(x, a)
+        return tf.reduce_sum(x)
+
+    return _best_rate(lambda: products(a).numpy(), chain * 2 * 2048**3)
+
+
+def measure_step_gemm(tf, batch, units, gates, steps=100):
+    """GFLOP/s of the product no recurrent step avoids, (batch, n) @ (n, G·n), run
+    ``steps`` times in sequence in a while loop (each step's input is the last one's
+    output): the ceiling of a float32 recurrence of this shape on this machine."""
+    h0 = tf.random.stateless_normal((batch, units), seed=(5, 6))
+    u = tf.random.stateless_normal((units, gates * units), seed=(7, 8)) / units**0.5
+
+    @tf.function
+    def chain(h):
+        _, h = tf.while_loop(lambda i, h: i < steps,
+                             lambda i, h: (i + 1, tf.matmul(h, u)[:, :units]), (0, h))
+        return tf.reduce_sum(h)
+
+    return _best_rate(lambda: chain(h0).numpy(), steps * 2 * batch * units * gates * units)
 
 
 def main(argv=None):
@@ -239,12 +347,11 @@ def main(argv=None):
 
     torch = None
     if not args.no_torch:
-        try:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        except ImportError:
+        torch = TorchWorker(args.threads)
+        if torch.version is None:
             print("torch not installed: torch.nn rows skipped (pip install torch==2.13.0)")
+            torch.close()
+            torch = None
     rows = [r for r in ZOO_ROWS if re.search(args.only, row_name(r))]
     if not rows:
         raise SystemExit(f"--only {args.only!r} matches no row of {[row_name(r) for r in ZOO_ROWS]}")
@@ -253,8 +360,8 @@ def main(argv=None):
     peak = measure_peak_gflops(tf)
     print(
         f"threads {args.threads}, tensorflow {tf.__version__}, keras {keras.__version__}, "
-        f"torch {torch.__version__ if torch else '-'}; load average at start {load:.1f}; "
-        f"rough peak (2048^2 matmul) {peak:.0f} GFLOP/s"
+        f"torch {torch.version if torch else '-'} (own process); load average at start {load:.1f}; "
+        f"float32 peak (chained 2048^2 products) {peak:.0f} GFLOP/s"
     )
     print(
         "steps/s = batch*time/s (median of rounds); zoo/keras, zoo/torch > 1: zoo faster; "
@@ -264,6 +371,8 @@ def main(argv=None):
     for shape in args.shapes:
         for mode in args.modes:
             results.extend(run_group(args, tf, keras, zoo, torch, rows, shape, mode, peak))
+    if torch is not None:
+        torch.close()
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at end {load_end:.1f}; peak {measure_peak_gflops(tf):.0f} GFLOP/s at end")
     return 0
@@ -276,49 +385,49 @@ def row_name(row):
 def run_group(args, tf, keras, zoo, torch, rows, shape, mode, peak):
     """Builds every layer of one shape and mode, times them interleaved, prints a table."""
     b, t, d, n = shape
-    runners = {}  # (framework, row name) -> callable
+    runners = {}  # (framework, row name) -> (one timed round, peak memory of one step)
     for row in rows:
-        runners[("zoo", row_name(row))] = tf_runner(tf, keras, lambda: zoo_layer(keras, zoo, row, n), shape, mode)
+        runners[("zoo", row_name(row))] = tf_timers(tf_runner(tf, keras, lambda: zoo_layer(keras, zoo, row, n), shape, mode), shape)
         peer = (FAMILY[row[0]], row[1])
         if ("keras", row_name(peer)) not in runners:
-            runners[("keras", row_name(peer))] = tf_runner(
-                tf, keras, lambda: keras_layer(keras, peer, n), shape, mode
+            runners[("keras", row_name(peer))] = tf_timers(
+                tf_runner(tf, keras, lambda: keras_layer(keras, peer, n), shape, mode), shape
             )
             if torch is not None:
-                runners[("torch", row_name(peer))] = torch_runner(torch, peer, shape, mode)
-    for fn in runners.values():  # trace, compile and warm up
-        fn()
-        fn()
+                runners[("torch", row_name(peer))] = torch.runner(row_name(peer), peer, shape, mode)
     memory = {}
     if mode == "train" and not args.no_memory:
-        for key, fn in runners.items():
-            memory[key] = peak_memory_mb(fn)
+        for key, (_, probe) in runners.items():
+            memory[key] = probe()
     speeds = {key: [] for key in runners}
     for _ in range(args.repeats):
-        for key, fn in runners.items():
-            speeds[key].append(time_round(fn, shape, args.min_seconds))
+        for key, (timed_round, _) in runners.items():
+            speeds[key].append(timed_round(args.min_seconds))
     med = {key: statistics.median(v) for key, v in speeds.items()}
 
     print(f"\n### {mode}, batch {b} x time {t} x in {d}, units {n}\n")
     header = (
         "| layer | zoo steps/s | keras steps/s | torch steps/s | zoo/keras | zoo/torch "
-        f"| cost vs zoo plain | zoo GFLOP/s (peak {peak:.0f}) |"
+        f"| cost vs zoo plain | zoo GFLOP/s (peak {peak:.0f}) | step GEMM GFLOP/s | zoo / step GEMM |"
     )
     if memory:
         header += " zoo mem | keras mem | torch mem |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
-    out = []
+    out, ceilings = [], {}
     for row in rows:
         name, peer = row_name(row), row_name((FAMILY[row[0]], row[1]))
         z, k = med[("zoo", name)], med[("keras", peer)]
         tr = med.get(("torch", peer))
         gflops = flops(row, shape, mode) / (b * t) * z / 1e9
+        if row[0] not in ceilings:
+            ceilings[row[0]] = measure_step_gemm(tf, b, n, GATES[row[0]])
         plain = med.get(("zoo", row_name((PLAIN.get(row[0], row[0]), row[1]))))
         cost = plain / z if row[0] in PLAIN and plain else None  # time relative to the plain cell
         line = (
             f"| {name} | {z:,.0f} | {k:,.0f} | {_fmt(tr, ',.0f')} | {z / k:.2f} | "
-            f"{_fmt(tr and z / tr, '.2f')} | {_fmt(cost, '.2f')} | {gflops:.1f} |"
+            f"{_fmt(tr and z / tr, '.2f')} | {_fmt(cost, '.2f')} | {gflops:.1f} | "
+            f"{ceilings[row[0]]:.1f} | {gflops / ceilings[row[0]]:.2f} |"
         )
         if memory:
             line += (
