@@ -10,7 +10,11 @@ Adam and a learning rate following a cosine of the elapsed time (so the decay en
 when the budget does), validating every ``--eval-every`` steps. Reported: validation
 nats per token and bits per token (char) or perplexity (word), for the last and the
 best evaluation, the training time, tokens per second and the load average (the CPU
-is shared; a busy machine lowers the numbers). One JSON line is printed at the end
+is shared; a busy machine lowers the numbers). The final model is scored twice: in
+windows of ``--window`` tokens that each start from zero states (as the nanoGPT
+convention scores blocks), and as ``--stream-rows`` contiguous streams with the states
+carried across windows (``model.stream_cross_entropy``: every character sees all the
+text before it, the way an RNN reads). One JSON line is printed at the end
 (and written to ``--out``).
 """
 
@@ -43,6 +47,7 @@ def parse_args(argv):
     p.add_argument("--vocab-size", type=int, default=10000)
     p.add_argument("--eval-every", type=int, default=200, help="steps between validations")
     p.add_argument("--carry-state", action="store_true", help="truncated BPTT batch layout")
+    p.add_argument("--stream-rows", type=int, default=16, help="rows of the streamed validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="also write the JSON result here")
     return p.parse_args(argv)
@@ -83,6 +88,11 @@ def main(argv=None):
               callbacks=[clock, Validate()], verbose=0)
     train_seconds = clock.elapsed()
     report = model_lib.evaluate(model, datasets.valid, config, datasets.meta)
+    valid_ids = data.token_stream(data.split_corpus(data.read_text(config, config.data),
+                                                    config.valid_fraction)[1],
+                                  config.level, data.make_vectorizer(datasets.meta["vocabulary"]))
+    stream_nats, stream_tokens = model_lib.stream_cross_entropy(
+        model, valid_ids, window=args.window, rows=args.stream_rows)
     steps = clock.steps
     tokens_per_second = steps * args.batch_size * args.window / train_seconds
     result = {
@@ -91,6 +101,9 @@ def main(argv=None):
         "vocabulary": len(datasets.meta["vocabulary"]), **dict(datasets.sizes),
         "val_nats_per_token": report["nats_per_token"],
         "val_bits_per_token": report["bits_per_token"],
+        "val_stream_nats_per_token": stream_nats,
+        "val_stream_bits_per_token": stream_nats / model_lib.LOG2,
+        "val_stream_tokens": stream_tokens,
         "best_val_nats_per_token": min([e["val_loss"] for e in evals] + [report["nats_per_token"]]),
         "train_seconds": round(train_seconds, 1), "steps": steps,
         "tokens_per_second": round(tokens_per_second),

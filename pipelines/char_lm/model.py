@@ -81,6 +81,41 @@ def cross_entropy(model, dataset):
     return total / count, count
 
 
+def stream_cross_entropy(model, ids, window=100, rows=16):
+    """Mean nats per token of a token stream read the way an RNN reads text: in order,
+    the states carried from each window to the next.
+
+    ``ids`` (n,) is cut into ``rows`` contiguous rows of n // rows tokens (the last
+    n % rows are dropped); each row starts from the start token and zero states, then
+    every token is predicted from ALL preceding tokens of its row, not only from those
+    of its window (``cross_entropy`` restarts the states at every window). The windows
+    only bound the work per call: any ``window`` gives the same value.
+
+    Returns (nats per token, number of tokens).
+    """
+    ids = np.asarray(ids, "int32")
+    length = len(ids) // rows
+    if rows < 1 or window < 1 or length == 0:
+        raise ValueError(f"Expected rows, window >= 1 and at least {rows} tokens. Received: "
+                         f"{len(ids)} tokens, {rows=}, {window=}")
+    y = ids[: rows * length].reshape(rows, length)
+    x = data.inputs_from_targets(y).numpy()  # x<t> = y<t-1> across window boundaries
+    language_model = lm.unwrap(model)
+    step_model = lm.build_step_model(language_model)
+    run = tf.function(lambda inputs: step_model(inputs, training=False), reduce_retracing=True)
+    states = lm.initial_states(language_model, rows)
+    total, count = 0.0, 0
+    for start in range(0, length, window):
+        xs, ys = x[:, start : start + window], y[:, start : start + window]
+        out = run([tf.constant(xs), tf.ones(xs.shape, tf.bool)] + list(states))
+        states = out["states"]
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ys, logits=out["logits"])
+        real = tf.cast(tf.not_equal(ys, data.PAD_ID), tf.float32)
+        total += float(tf.reduce_sum(nll * real))
+        count += int(tf.reduce_sum(real))
+    return total / count, count
+
+
 def evaluate(model, dataset, config, meta):
     """Cross-entropy in nats per token; bits per character (char level) or perplexity
     (word level, per token including punctuation and <eos>)."""

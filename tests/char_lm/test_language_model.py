@@ -141,3 +141,27 @@ def test_carried_state_training_equals_the_concatenated_sequence(tmp_path):
     assert lm.unwrap(loaded) is loaded.language_model and lm.unwrap(model) is model
     wrapper.reset_states()
     assert not np.asarray(wrapper.carried[0]).any()
+
+
+def test_streamed_cross_entropy_carries_the_state_across_windows():
+    from pipelines.char_lm import data, model as model_lib
+
+    model = _model("gru", layers=2)
+    for w in model.weights:  # larger weights: predictions that depend on the history
+        w.assign(w * 4.0)
+    ids = np.random.default_rng(3).integers(1, 11, 2 * 23 + 1).astype("int32")  # 1 token dropped
+    whole, count = model_lib.stream_cross_entropy(model, ids, window=1000, rows=2)
+    assert count == 46
+    for window in (1, 5, 23):  # any window: the state carries over
+        nats, _ = model_lib.stream_cross_entropy(model, ids, window=window, rows=2)
+        np.testing.assert_allclose(nats, whole, rtol=1e-5)
+    # Reference: each row as one sequence through the sequence model, start token first.
+    y = ids[:46].reshape(2, 23)
+    logits = model(data.inputs_from_targets(y), training=False)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    np.testing.assert_allclose(whole, float(tf.reduce_mean(nll)), rtol=1e-5)
+    # Windows that restart the states (cross_entropy) differ: the stream is not windowed.
+    windows = data.make_dataset(ids[:46], window=5, batch_size=4)
+    assert abs(model_lib.cross_entropy(model, windows)[0] - whole) > 1e-2
+    with pytest.raises(ValueError, match="at least 50 tokens"):
+        model_lib.stream_cross_entropy(model, ids, rows=50)
