@@ -37,7 +37,8 @@ SST_OVERRIDES = dict(
 
 
 def tfidf_baseline(train, valid, test):
-    """Accuracy of TF-IDF (word 1-2-grams) + logistic regression, C picked on valid."""
+    """Test accuracy of TF-IDF (word 1-2-grams) + logistic regression, C picked on
+    valid; returns (test accuracy, C, valid accuracy)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -54,11 +55,12 @@ def tfidf_baseline(train, valid, test):
         acc = float(np.mean(clf.predict(x_va) == np.asarray(valid[1])))
         if best is None or acc > best[0]:
             best = (acc, c, clf)
-    return float(np.mean(best[2].predict(x_te) == np.asarray(test[1]))), best[1]
+    return float(np.mean(best[2].predict(x_te) == np.asarray(test[1]))), best[1], best[0]
 
 
 def run_model(config, test_split, workdir):
-    """Trains the pipeline's model; returns (accuracy on test_split, seconds, epochs)."""
+    """Trains the pipeline's model; returns (accuracy on test_split, seconds, epochs,
+    the best epoch's valid accuracy, that epoch)."""
     started = time.time()
     datasets = data.make_datasets(config)
     model, info = train.fit(TASK, config, workdir, datasets, verbose=2, fresh=True)
@@ -66,7 +68,8 @@ def run_model(config, test_split, workdir):
     ids = data._label_ids(labels, lines, datasets.meta, "test")
     test_ds = data.to_dataset(texts, ids, datasets.meta, config)
     report = TASK.evaluate(model, test_ds, config, datasets.meta)
-    return report["accuracy"], time.time() - started, info["epochs_run"]
+    best_epoch = max(info["history"], key=lambda h: h["val_accuracy"])["epoch"]
+    return report["accuracy"], time.time() - started, info["epochs_run"], info["best"], best_epoch
 
 
 def main(argv=None):
@@ -92,26 +95,32 @@ def main(argv=None):
     for name, config, test_file in jobs:
         splits = data.load_splits(config)
         test = data.read_file(test_file, config) if test_file else splits["test"]
-        baseline, c = tfidf_baseline(splits["train"], splits["valid"], test)
-        print(f"{name}: TF-IDF + LR accuracy {baseline:.4f} (C={c})", flush=True)
+        baseline, c, baseline_valid = tfidf_baseline(splits["train"], splits["valid"], test)
+        print(f"{name}: TF-IDF + LR accuracy {baseline:.4f} (C={c}, valid {baseline_valid:.4f})",
+              flush=True)
         if args.baseline_only:
-            rows.append((name, len(test[0]), None, baseline, None, config))
+            rows.append((name, len(test[0]), None, (baseline, baseline_valid), None, config))
             continue
-        acc, seconds, epochs = run_model(config, test, os.path.join(workroot, name.split()[0]))
-        print(f"{name}: pipeline accuracy {acc:.4f} ({epochs} epochs, {seconds:.0f} s)", flush=True)
-        rows.append((name, len(test[0]), acc, baseline, (seconds, epochs), config))
+        acc, seconds, epochs, valid, best_epoch = run_model(
+            config, test, os.path.join(workroot, name.split()[0]))
+        print(f"{name}: pipeline accuracy {acc:.4f}, valid {valid:.4f} (best epoch {best_epoch} "
+              f"of {epochs}, {seconds:.0f} s)", flush=True)
+        rows.append((name, len(test[0]), (acc, valid), (baseline, baseline_valid),
+                     (seconds, epochs, best_epoch), config))
 
-    print("\n| data | test examples | pipeline model | TF-IDF + LR | train time |")
+    print("\n| data | held-out examples | pipeline model valid / held-out | TF-IDF + LR valid / "
+          "held-out | train time |")
     print("|---|---|---|---|---|")
     for name, n, acc, baseline, cost, config in rows:
-        model = f"{acc:.4f}" if acc is not None else "-"
-        time_s = f"{cost[0]:.0f} s, {cost[1]} epochs" if cost else "-"
-        print(f"| {name} | {n} | {model} | {baseline:.4f} | {time_s} |")
+        model = f"{acc[1]:.4f} / {acc[0]:.4f}" if acc is not None else "-"
+        time_s = f"{cost[0]:.0f} s, {cost[1]} epochs (best {cost[2]})" if cost else "-"
+        print(f"| {name} | {n} | {model} | {baseline[1]:.4f} / {baseline[0]:.4f} | {time_s} |")
     for name, *_, config in rows:
         print(f"\n{name} config: " + ", ".join(
             f"{k}={v}" for k, v in config_lib.to_dict(config).items()
             if k in ("cell", "units", "num_layers", "bidirectional", "embedding_dim", "dropout",
-                     "embedding_dropout", "word_dropout", "pooling", "min_count", "epochs")))
+                     "embedding_dropout", "word_dropout", "pooling", "min_count", "epochs",
+                     "ngram_buckets", "min_confidence", "confidence_weight", "label_smoothing")))
     return 0
 
 

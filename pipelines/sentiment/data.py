@@ -83,6 +83,37 @@ def read_embedded():
     return texts, labels, [row.line for row in rows]
 
 
+def read_embedded_confidence():
+    """``{csv line: confidence}`` of the embedded tweets: the annotators' agreement in
+    [0, 1], or None where the file leaves it empty (5,460 rows)."""
+    rows = read_table(embedded_path(), ("confidence",), fmt="csv", encoding="latin-1")
+    out = {}
+    for row in rows:
+        value = row.fields["confidence"].strip()
+        out[row.line] = float(value) if value else None
+    return out
+
+
+def training_weights(lines, config):
+    """Per-row ``(keep, weight)`` of the embedded training rows from their confidence:
+    rows below ``min_confidence`` are dropped; with ``confidence_weight`` the loss of a
+    row is scaled by its confidence. Rows without one count as ``missing_confidence``."""
+    confidence = read_embedded_confidence()
+    values = np.asarray([
+        config.missing_confidence if confidence.get(line) is None else confidence[line]
+        for line in lines], dtype=np.float32)
+    keep = values >= config.min_confidence
+    weight = values if config.confidence_weight else np.ones_like(values)
+    return keep, weight
+
+
+def uses_confidence(config):
+    """Whether the confidence options apply: the embedded tweets only (other data has no
+    confidence column, and the options are ignored there)."""
+    return (config.data == "embedded" and not config.train_file
+            and (config.confidence_weight or config.min_confidence > 0))
+
+
 def read_file(path, config):
     """``(texts, labels, lines)`` of a user file (CSV/TSV/JSONL or SST lines)."""
     fmt = config.format or guess_format(path)
@@ -276,31 +307,35 @@ def _label_ids(labels, lines, meta, source):
     return np.asarray(out, dtype=np.int32)
 
 
-def to_dataset(texts, label_ids, meta, config, training=False):
+def to_dataset(texts, label_ids, meta, config, training=False, weights=None):
     """The tf.data chain: vectorize in ``map`` -> cache -> (shuffle) -> bucket by length
-    and pad -> (word dropout) -> prefetch. Yields (token_ids, label_index) batches."""
+    and pad -> (word dropout) -> prefetch. Yields (token_ids, label_index) batches, or
+    (token_ids, label_index, sample_weight) batches when ``weights`` are given."""
     vectorizer = make_vectorizer(meta["vocabulary"])
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), label_ids))
+    columns = (tf.constant(texts, tf.string), label_ids)
+    if weights is not None:
+        columns += (np.asarray(weights, np.float32),)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     ds = ds.batch(1024).map(
-        lambda t, y: (tf.cast(vectorizer(t)[:, :config.max_length], tf.int32), y)
+        lambda t, *rest: (tf.cast(vectorizer(t)[:, :config.max_length], tf.int32), *rest)
     ).unbatch()  # (words,) int32 per example
     # An empty text is one padding step: the model sees no words and still answers.
-    ds = ds.map(lambda ids, y: (tf.cond(tf.size(ids) > 0, lambda: ids,
-                                        lambda: tf.zeros([1], tf.int32)), y))
+    ds = ds.map(lambda ids, *rest: (tf.cond(tf.size(ids) > 0, lambda: ids,
+                                            lambda: tf.zeros([1], tf.int32)), *rest))
     ds = ds.cache()
     if training:
         ds = ds.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
     edges = [b for b in (8, 16, 24, 32, 48, 64, 96, 128) if b < config.max_length]
     ds = ds.bucket_by_sequence_length(
-        lambda ids, y: tf.shape(ids)[0], bucket_boundaries=edges,
+        lambda ids, *rest: tf.shape(ids)[0], bucket_boundaries=edges,
         bucket_batch_sizes=[config.batch_size] * (len(edges) + 1),
     )
     if training and config.word_dropout > 0:
         rate = config.word_dropout
 
-        def drop_words(ids, y):
+        def drop_words(ids, *rest):
             drop = tf.random.uniform(tf.shape(ids)) < rate
-            return tf.where(drop & (ids > 1), tf.ones_like(ids), ids), y
+            return (tf.where(drop & (ids > 1), tf.ones_like(ids), ids), *rest)
 
         ds = ds.map(drop_words)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -310,16 +345,27 @@ def make_datasets(config, meta=None):
     """Reads the data the config names; builds the vocabulary and labels from the
     training split (or reuses ``meta``). Returns ``Datasets``."""
     splits = load_splits(config)
+    weights = None
+    if uses_confidence(config):
+        keep, weight = training_weights(splits["train"][2], config)
+        splits["train"] = _take(splits["train"], np.flatnonzero(keep))
+        if not splits["train"][0]:
+            raise DataError(config.data, f"no training rows with confidence >= "
+                            f"{config.min_confidence}")
+        if config.confidence_weight:
+            weights = weight[keep]
     train_texts, train_labels, _ = splits["train"]
     if meta is None:
         meta = {"vocabulary": build_vocabulary(train_texts, config),
-                "labels": label_order(train_labels, config)}
+                "labels": label_order(train_labels, config),
+                "train_examples": len(train_texts)}
     source = {"train": config.train_file, "valid": config.valid_file,
               "test": config.test_file}
     made = {}
     for name, (texts, labels, lines) in splits.items():
         ids = _label_ids(labels, lines, meta, source[name] or config.data)
-        made[name] = to_dataset(texts, ids, meta, config, training=name == "train")
+        made[name] = to_dataset(texts, ids, meta, config, training=name == "train",
+                                weights=weights if name == "train" else None)
     return Datasets(
         train=made["train"], valid=made["valid"], test=made.get("test"), meta=meta,
         sizes={k: len(v[0]) for k, v in splits.items()},

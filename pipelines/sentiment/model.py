@@ -16,6 +16,25 @@ from pipelines.sentiment import data
 from zoo.builders.sequence_classifier import build_sequence_classifier
 
 
+@keras.saving.register_keras_serializable(package="sentiment")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of probabilities against integer labels with label smoothing:
+    the target is (1 - ε) one_hot(y) + ε / K (Keras' sparse loss has no smoothing)."""
+
+    def __init__(self, label_smoothing=0.1, name="smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        k = keras.ops.shape(y_pred)[-1]
+        y = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), k)
+        y = y * (1.0 - self.label_smoothing) + self.label_smoothing / keras.ops.cast(k, y.dtype)
+        return keras.losses.categorical_crossentropy(y, y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
 def build_model(config, meta):
     """The compiled classifier for ``config`` and the vocabulary/labels in ``meta``."""
     model = build_sequence_classifier(
@@ -29,11 +48,22 @@ def build_model(config, meta):
         dropout=config.dropout,
         embedding_dropout=config.embedding_dropout,
         pooling=config.pooling,
+        ngram_buckets=config.ngram_buckets,
+        ngram_dim=config.ngram_dim,
+        ngram_max=config.ngram_max,
         name="sentiment",
     )
+    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+            else "sparse_categorical_crossentropy")
+    learning_rate = config.learning_rate
+    if config.lr_decay != 1.0:
+        # One epoch is about train_examples / batch_size steps (bucketing adds a few).
+        steps = max(1, -(-meta.get("train_examples", config.batch_size) // config.batch_size))
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, decay_steps=steps, decay_rate=config.lr_decay)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None),
-        loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=config.clipnorm or None),
+        loss=loss,
         metrics=["accuracy"],
     )
     return model

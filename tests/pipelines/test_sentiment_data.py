@@ -142,3 +142,37 @@ def test_tfds_dataset_through_tfds_load(tmp_path):
     assert datasets.sizes == {"train": 27, "valid": 3, "test": 30}
     ids, labels = next(iter(datasets.train))
     assert ids.dtype.name == "int32" and set(labels.numpy()) <= {0, 1}
+
+
+def test_embedded_confidence_filters_and_weights_training_rows_only():
+    confidence = data.read_embedded_confidence()
+    assert sum(v is None for v in confidence.values()) == 5460
+    base = small(max_examples=2000)
+    plain = data.make_datasets(base)
+    filtered = data.make_datasets(dataclasses.replace(base, min_confidence=0.7,
+                                                      missing_confidence=0.0))
+    assert filtered.sizes["train"] < plain.sizes["train"]
+    assert filtered.sizes["valid"] == plain.sizes["valid"]  # held-out splits untouched
+    assert filtered.sizes["test"] == plain.sizes["test"]
+    splits = data.load_splits(base)
+    kept = [c for c in (confidence[line] for line in splits["train"][2])
+            if c is not None and c >= 0.7]
+    assert filtered.sizes["train"] == len(kept)
+
+    weighted = data.make_datasets(dataclasses.replace(base, confidence_weight=True,
+                                                      missing_confidence=0.5))
+    assert weighted.sizes == plain.sizes
+    weights = np.concatenate([w.numpy() for _, _, w in weighted.train])
+    expected = [0.5 if confidence[line] is None else confidence[line]
+                for line in splits["train"][2]]
+    np.testing.assert_allclose(np.sort(weights), np.sort(expected), rtol=1e-6)
+    assert len(next(iter(weighted.valid))) == 2  # no weights outside training
+
+def test_confidence_options_are_ignored_for_other_data(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\n" + "good,pos\nbad,neg\n" * 10)
+    config = small(data=path, max_examples=0, min_count=1)
+    plain = data.make_datasets(config)
+    other = data.make_datasets(dataclasses.replace(config, min_confidence=0.9,
+                                                   confidence_weight=True))
+    assert other.sizes == plain.sizes
+    assert len(next(iter(other.train))) == 2  # no sample weights
