@@ -66,6 +66,28 @@ def test_batches_are_bucketed_by_length_and_padded_with_zero():
     assert max(widths) == 32 and min(widths) < 10
 
 
+def test_word_dropout_is_seeded_by_the_config_and_redrawn_each_epoch():
+    import tensorflow as tf
+
+    texts = [" ".join(f"w{i % 7}" for i in range(n, n + 12)) for n in range(64)]
+    meta = {"vocabulary": ["", "[UNK]"] + [f"w{i}" for i in range(7)], "labels": ["a"]}
+    config = small(batch_size=64, max_length=32, word_dropout=0.5, seed=3)
+
+    def build(config):
+        tf.random.set_seed(None)  # as in a fresh process: no global seed set yet
+        return data.to_dataset(texts, np.zeros(64, np.int32), meta, config, training=True)
+
+    def epoch(ds):
+        return np.concatenate([ids.numpy().ravel() for ids, _ in ds])
+
+    ds = build(config)
+    first, second = epoch(ds), epoch(ds)
+    assert 0.35 < np.mean(first == 1) < 0.65  # about half the words became [UNK]
+    assert not np.array_equal(first, second)  # a new draw each epoch
+    np.testing.assert_array_equal(epoch(build(config)), first)  # the same run again
+    assert not np.array_equal(epoch(build(dataclasses.replace(config, seed=4))), first)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "sst"])
 def test_user_formats_with_any_label_set(tmp_path, fmt):
     rows = [("loved it, truly", "5"), ("meh", "3"), ("awful", "1"), ("great fun", "4"),
