@@ -12,6 +12,8 @@ written out here instead (backpropagation through time, one reverse loop):
               product, and ∂L/∂P<t> = dz<t>, from which autodiff gets the kernel and
               bias gradients (again one large product).
 
+Both loops run ``UNROLL`` steps per ``tf.while_loop`` iteration (``_loop``).
+
 P<t> = x<t> @ kernel + bias is the projected input (``cell.input_projection``), computed
 for all steps before the loop. Masked steps (mask False) carry the state over:
 state<t> = m·cell(...) + (1 - m)·state<t-1>, and the backward pass routes the state
@@ -149,14 +151,14 @@ UNROLL = 4
 """Time steps per ``tf.while_loop`` iteration: fewer loop-control ops per step."""
 
 
-def _loop(time, step, carry, reverse=False, unroll=None):
+def _loop(time, step, carry, reverse=False):
     """``carry = step(t, carry)`` for t = 0..time-1 (or time-1..0 with ``reverse``).
 
-    The loop body runs ``unroll`` consecutive steps; the time % unroll leftover steps
+    The loop body runs ``UNROLL`` consecutive steps; the time % UNROLL leftover steps
     run in a second loop (after the blocks, or before them when reversed, so the
     steps keep their order).
     """
-    k = UNROLL if unroll is None else unroll
+    k = UNROLL
     blocks = time // k
     split = blocks * k
 
