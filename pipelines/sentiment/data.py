@@ -74,13 +74,14 @@ def read_embedded():
     """``(texts, labels)`` of the embedded tweets, cleaned, empty texts dropped."""
     path = embedded_path()
     rows = read_table(path, ("text", "sentiment"), fmt="csv", encoding="latin-1")
-    texts, labels = [], []
+    texts, labels, lines = [], [], []
     for row in rows:
         text = clean_tweet(row.fields["text"])
         if text:
             texts.append(text)
             labels.append(row.fields["sentiment"].strip())
-    return texts, labels, [row.line for row in rows]
+            lines.append(row.line)  # aligned with texts: the confidence is looked up by line
+    return texts, labels, lines
 
 
 def read_embedded_confidence():

@@ -166,6 +166,16 @@ def test_tfds_dataset_through_tfds_load(tmp_path):
     assert ids.dtype.name == "int32" and set(labels.numpy()) <= {0, 1}
 
 
+def test_embedded_lines_stay_aligned_when_a_text_cleans_to_nothing(monkeypatch):
+    texts, _, lines = data.read_embedded()
+    monkeypatch.setattr(data, "clean_tweet", lambda t: "" if t == raw_second else t.strip())
+    raw_second = next(r.fields["text"] for r in data.read_table(
+        data.embedded_path(), ("text",), fmt="csv", encoding="latin-1")[1:2])
+    _, _, kept_lines = data.read_embedded()
+    assert len(kept_lines) == len(lines) - 1 and lines[1] not in kept_lines
+    assert kept_lines[1:5] == lines[2:6]
+
+
 def test_embedded_confidence_filters_and_weights_training_rows_only():
     confidence = data.read_embedded_confidence()
     assert sum(v is None for v in confidence.values()) == 5460
