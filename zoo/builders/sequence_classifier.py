@@ -44,13 +44,14 @@ class MaskedPooling(keras.layers.Layer):
             mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
         m = ops.cast(mask, inputs.dtype)[:, :, None]  # (batch, time, 1)
         count = ops.sum(m, axis=1)  # (batch, 1)
-        mean = ops.sum(inputs * m, axis=1) / ops.maximum(count, 1.0)
-        if self.mode == "mean":
-            return mean
-        very_negative = ops.cast(-1e9, inputs.dtype)
-        pooled = ops.max(ops.where(m > 0, inputs, very_negative), axis=1)  # (batch, d)
-        pooled = ops.where(count > 0, pooled, ops.zeros_like(pooled))
-        return pooled if self.mode == "max" else ops.concatenate([mean, pooled], axis=-1)
+        pooled = []
+        if self.mode in ("mean", "mean_max"):
+            pooled.append(ops.sum(inputs * m, axis=1) / ops.maximum(count, 1.0))
+        if self.mode in ("max", "mean_max"):
+            very_negative = ops.cast(-1e9, inputs.dtype)
+            top = ops.max(ops.where(m > 0, inputs, very_negative), axis=1)  # (batch, d)
+            pooled.append(ops.where(count > 0, top, ops.zeros_like(top)))
+        return pooled[0] if len(pooled) == 1 else ops.concatenate(pooled, axis=-1)
 
     def compute_mask(self, inputs, mask=None):
         return None
