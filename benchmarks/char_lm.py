@@ -14,8 +14,9 @@ is shared; a busy machine lowers the numbers). The final model is scored twice: 
 windows of ``--window`` tokens that each start from zero states (as the nanoGPT
 convention scores blocks), and as ``--stream-rows`` contiguous streams with the states
 carried across windows (``model.stream_cross_entropy``: every character sees all the
-text before it, the way an RNN reads). One JSON line is printed at the end
-(and written to ``--out``).
+text before it, the way an RNN reads). ``--eval-windows`` adds windowed scores at other
+window lengths (256 is nanoGPT's block size). One JSON line is printed at the end (and
+written to ``--out``); ``--save`` keeps the trained model as a .keras file.
 """
 
 import argparse
@@ -48,7 +49,10 @@ def parse_args(argv):
     p.add_argument("--eval-every", type=int, default=200, help="steps between validations")
     p.add_argument("--carry-state", action="store_true", help="truncated BPTT batch layout")
     p.add_argument("--stream-rows", type=int, default=16, help="rows of the streamed validation")
+    p.add_argument("--eval-windows", default="256",
+                   help="comma-separated extra window lengths for the final windowed score")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", help="write the trained model to this .keras file")
     p.add_argument("--out", help="also write the JSON result here")
     return p.parse_args(argv)
 
@@ -93,17 +97,25 @@ def main(argv=None):
                                   config.level, data.make_vectorizer(datasets.meta["vocabulary"]))
     stream_nats, stream_tokens = model_lib.stream_cross_entropy(
         model, valid_ids, window=args.window, rows=args.stream_rows)
+    by_window = {}
+    for window in sorted({int(w) for w in args.eval_windows.split(",") if w.strip()}):
+        nats, _ = model_lib.cross_entropy(
+            model, data.make_dataset(valid_ids, window, args.batch_size))
+        by_window[str(window)] = nats
+    if args.save:
+        model.save(args.save)
     steps = clock.steps
     tokens_per_second = steps * args.batch_size * args.window / train_seconds
     result = {
         "benchmark": "char_lm", "level": args.level, "data": os.path.basename(args.data),
-        "config": {k: v for k, v in vars(args).items() if k not in ("data", "out")},
+        "config": {k: v for k, v in vars(args).items() if k not in ("data", "out", "save")},
         "vocabulary": len(datasets.meta["vocabulary"]), **dict(datasets.sizes),
         "val_nats_per_token": report["nats_per_token"],
         "val_bits_per_token": report["bits_per_token"],
         "val_stream_nats_per_token": stream_nats,
         "val_stream_bits_per_token": stream_nats / model_lib.LOG2,
         "val_stream_tokens": stream_tokens,
+        "val_nats_per_token_by_window": by_window,
         "best_val_nats_per_token": min([e["val_loss"] for e in evals] + [report["nats_per_token"]]),
         "train_seconds": round(train_seconds, 1), "steps": steps,
         "tokens_per_second": round(tokens_per_second),
