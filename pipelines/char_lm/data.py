@@ -190,9 +190,15 @@ def make_dataset(ids, window, batch_size, shuffle=False, seed=0, carry_state=Fal
                 f"Corpus too short: {len(ids)} tokens for {batch_size} rows of {window}."
             )
         rows = ids[: per_row * batch_size].reshape(batch_size, per_row)
-        columns = np.transpose(rows.reshape(batch_size, per_row // window, window), (1, 0, 2))
-        ds = tf.data.Dataset.from_tensor_slices(columns)  # (batch, window) per element
-        return ds.map(lambda y: (inputs_from_targets(y), y)).prefetch(tf.data.AUTOTUNE)
+        # x from whole rows: window k+1 starts with the last target of window k (only
+        # the first window of a row starts from the start token).
+        x_rows = inputs_from_targets(rows).numpy()
+
+        def columns(a):  # (batch, per_row) -> (per_row // window, batch, window)
+            return np.transpose(a.reshape(batch_size, per_row // window, window), (1, 0, 2))
+
+        ds = tf.data.Dataset.from_tensor_slices((columns(x_rows), columns(rows)))
+        return ds.prefetch(tf.data.AUTOTUNE)
     if len(ids) < window:
         raise ValueError(f"Corpus too short: {len(ids)} tokens for a window of {window}.")
     ds = tf.data.Dataset.from_tensor_slices(ids).batch(window, drop_remainder=True)

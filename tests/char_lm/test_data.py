@@ -60,6 +60,20 @@ def test_carry_state_batches_continue_row_by_row():
     np.testing.assert_array_equal(rows[1], ids[30:60])
 
 
+def test_carry_state_windows_start_with_the_previous_target():
+    # x<t> = y<t-1> across window boundaries: only a row's first window starts from the
+    # start token, and an <eos> target becomes the start token as input.
+    ids = np.arange(3, 3 + 60, dtype="int32")
+    ids[19] = data.EOS_ID
+    pairs = [(x.numpy(), y.numpy())
+             for x, y in data.make_dataset(ids, window=10, batch_size=2, carry_state=True)]
+    x = np.concatenate([p[0] for p in pairs], axis=1)  # (2, 30)
+    y = np.concatenate([p[1] for p in pairs], axis=1)
+    np.testing.assert_array_equal(x[:, 0], [0, 0])
+    np.testing.assert_array_equal(x[:, 1:], np.where(y[:, :-1] == data.EOS_ID, 0, y[:, :-1]))
+    assert pairs[1][0][0, 0] == pairs[0][1][0, -1] and pairs[2][0][0, 0] == 0  # after <eos>
+
+
 def test_split_and_errors():
     train, valid = data.split_corpus("0123456789", 0.2)
     assert (train, valid) == ("01234567", "89")
