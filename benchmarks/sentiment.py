@@ -68,7 +68,8 @@ def run_model(config, test_split, workdir):
     ids = data._label_ids(labels, lines, datasets.meta, "test")
     test_ds = data.to_dataset(texts, ids, datasets.meta, config)
     report = TASK.evaluate(model, test_ds, config, datasets.meta)
-    best_epoch = max(info["history"], key=lambda h: h["val_accuracy"])["epoch"]
+    histories = [m["history"] for m in info["members"]] if "members" in info else [info["history"]]
+    best_epoch = "/".join(str(max(h, key=lambda e: e["val_accuracy"])["epoch"]) for h in histories)
     return report["accuracy"], time.time() - started, info["epochs_run"], info["best"], best_epoch
 
 
@@ -120,7 +121,8 @@ def main(argv=None):
             f"{k}={v}" for k, v in config_lib.to_dict(config).items()
             if k in ("cell", "units", "num_layers", "bidirectional", "embedding_dim", "dropout",
                      "embedding_dropout", "word_dropout", "pooling", "min_count", "epochs",
-                     "ngram_buckets", "min_confidence", "confidence_weight", "label_smoothing")))
+                     "ngram_buckets", "min_confidence", "confidence_weight", "label_smoothing",
+                     "ensemble")))
     return 0
 
 

@@ -43,6 +43,9 @@ The task contract (``Task``, a frozen record of functions; no classes to subclas
     monitor         "val_loss" (default) or "val_<metric>": checkpoint/early-stopping
                     and tuner objective; "...loss" is minimised, others maximised.
     sample          optional; generative tasks: (model, config, meta, prompt, **kw) -> str.
+    combine         optional: (members, config, meta) -> one compiled model made of
+                    trained members; lets a config with ``ensemble`` > 1 train that many
+                    (``train.fit_ensemble``; sentiment averages probabilities).
 
 Configs must have the fields the skeleton reads: ``seed``, ``epochs``, ``patience``;
 and, to take ``--data/--train/--valid/--test``, the fields ``data``, ``train_file``,
@@ -66,7 +69,8 @@ Modules:
                      types, the resolved config saved as JSON beside every artifact.
     textio.py        CSV/TSV/JSONL reading, DataError with file:line:field.
     train.py         fit with per-epoch atomic checkpoints: a killed run resumes after
-                     its last completed epoch; TensorBoard logs in the work directory.
+                     its last completed epoch; TensorBoard logs in the work directory;
+                     ensembles (members trained in turn, each resumable, then combined).
     metrics.py       classification report, text table, confusion-matrix PNG.
     tune.py          keras-tuner random / bayesian / hyperband search that resumes.
     export.py        saved_models/<task>/<version>/ written aside then renamed, and

@@ -122,7 +122,9 @@ def _train(task, args, config, workdir):
     _say(args, f"[{task.name}] data: {sizes}; work directory {workdir}")
     model, info = distribute.fit(task, config, workdir, datasets, strategy,
                                  verbose=_verbose(args), fresh=getattr(args, "fresh", False))
-    if info["resumed_from"]:
+    if info.get("loaded_members"):
+        _say(args, f"resumed: ensemble members {info['loaded_members']} were already trained")
+    elif info["resumed_from"]:
         _say(args, f"resumed from epoch {info['resumed_from']}")
     if not info["chief"]:  # multi-worker: the chief reports and writes the artifacts
         _say(args, f"worker trained {info['epochs_run']} epochs in {time.time() - started:.0f} s; "

@@ -436,6 +436,9 @@ def fit_distributed(task, config, workdir, datasets, strategy, verbose=1, fresh=
 
     from pipelines.common import train
 
+    if getattr(config, "ensemble", 1) > 1:
+        raise ValueError(f"ensemble={config.ensemble} is trained member after member on one "
+                         "machine; it does not run under --distribute. Use ensemble=1.")
     # One process (mirrored) is a cluster of one worker, the chief.
     cluster = getattr(strategy, "cluster", None) or Cluster({"worker": ["localhost:0"]},
                                                             "worker", 0)

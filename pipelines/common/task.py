@@ -38,6 +38,9 @@ class Task:
     format_prediction: Callable[[Mapping[str, Any]], str]
     monitor: str = "val_loss"
     sample: Optional[Callable[..., Any]] = None
+    # Optional: (members, config, meta) -> one compiled model from trained members (an
+    # ensemble; configs with ``ensemble`` > 1, see ``train.fit_ensemble``).
+    combine: Optional[Callable[..., Any]] = None
     # Extra subcommands: {name: (add_arguments(parser), run(task, args) -> int)}, e.g.
     # ``score`` and ``sample`` of a language model; they take the common flags too.
     commands: Mapping[str, Any] = dataclasses.field(default_factory=dict)

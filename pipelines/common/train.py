@@ -13,6 +13,7 @@ continues after its last completed epoch: every checkpoint file is written aside
 renamed into place, and state.json (the epoch counter) is renamed last.
 """
 
+import dataclasses
 import os
 import shutil
 import warnings
@@ -91,9 +92,12 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     Returns ``(model, info)``: the model holding the best epoch's weights, and a dict
     with ``history`` (list of per-epoch logs), ``resumed_from`` (epoch or 0),
     ``best`` (the monitored value) and ``epochs_run``. ``fresh`` discards an
-    unfinished run instead of resuming it. (Distributed training runs its own loop:
+    unfinished run instead of resuming it. A config with ``ensemble`` > 1 trains that
+    many members (``fit_ensemble``). (Distributed training runs its own loop:
     ``pipelines.common.distribute.fit``.)
     """
+    if getattr(config, "ensemble", 1) > 1:
+        return fit_ensemble(task, config, workdir, datasets, verbose, callbacks, fresh)
     p = paths(workdir)
     os.makedirs(p["checkpoint"], exist_ok=True)
     state = None if fresh else _resumable_state(p, config, datasets.meta)
@@ -135,6 +139,72 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
         "resumed_from": initial_epoch,
         "best": checkpoint.best,
         "epochs_run": len(checkpoint.history),
+    }
+
+
+def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
+    """Trains ``config.ensemble`` = K members one after the other, each a whole ``fit``
+    in ``workdir/member-k`` on the same datasets (the same split and batches) with
+    ``seed + k - 1`` (its own initial weights and dropout), then ``task.combine``s them
+    into one model saved as ``workdir/model.keras`` (a classifier averages the
+    members' probabilities). A killed run resumes: finished members are loaded, the
+    unfinished one resumes after its last epoch (``ensemble.json`` lists the finished).
+
+    Returns ``(model, info)`` as ``fit``; ``info["best"]`` is the combined model's
+    monitored value on the valid split, ``info["members"]`` each member's info.
+    """
+    if task.combine is None:
+        raise ValueError(f"Task {task.name!r} has no `combine`: it cannot train an ensemble "
+                         f"(ensemble={config.ensemble}); use ensemble=1.")
+    p = paths(workdir)
+    state_path = os.path.join(workdir, "ensemble.json")
+    os.makedirs(workdir, exist_ok=True)
+    state = None
+    if not fresh and os.path.exists(state_path):
+        state = config_lib.read_json(state_path)
+        if state["config"] != config_lib.to_dict(config):
+            raise ResumeError(
+                f"{workdir} holds an unfinished ensemble run with a different config. "
+                "Resume it with the same settings, or pass another --workdir, or --fresh."
+            )
+    if state is None:
+        state = {"config": config_lib.to_dict(config), "finished": []}
+        config_lib.write_json(state_path, state)
+    members, infos, loaded = [], [], list(state["finished"])
+    for k in range(1, config.ensemble + 1):
+        member_dir = os.path.join(workdir, f"member-{k}")
+        member_config = dataclasses.replace(config, ensemble=1, seed=config.seed + k - 1)
+        if k in state["finished"]:
+            model = keras.models.load_model(paths(member_dir)["model"])
+            info = {"history": config_lib.read_json(paths(member_dir)["history"]),
+                    "resumed_from": 0}
+        else:
+            model, info = fit(task, member_config, member_dir, datasets, verbose, callbacks,
+                              fresh=fresh)
+            state["finished"].append(k)
+            config_lib.write_json(state_path, state)
+        members.append(model)
+        infos.append(info)
+    model = task.combine(members, config, datasets.meta)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        logs = model.evaluate(datasets.valid, return_dict=True, verbose=0)
+    best = float(logs[task.monitor[len("val_"):]])
+    tmp = p["model"].replace(".keras", ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, p["model"])
+    config_lib.save(config, p["config"])
+    config_lib.write_json(p["meta"], dict(datasets.meta))
+    history = {"members": [i["history"] for i in infos], "valid": logs}
+    config_lib.write_json(p["history"], history)
+    os.remove(state_path)  # complete: the next `train` here starts a new run
+    return model, {
+        "history": history,
+        "resumed_from": sum(i["resumed_from"] for i in infos),
+        "loaded_members": loaded,
+        "best": best,
+        "epochs_run": sum(len(i["history"]) for i in infos),
+        "members": infos,
     }
 
 

@@ -15,4 +15,5 @@ TASK = Task(
     example_inputs=model.example_inputs,
     format_prediction=model.format_prediction,
     monitor="val_accuracy",
+    combine=model.combine,
 )

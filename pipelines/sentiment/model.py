@@ -69,6 +69,20 @@ def build_model(config, meta):
     return model
 
 
+def combine(members, config, meta):
+    """One classifier from trained ``members``: token ids -> the mean of their
+    probabilities (batch, K), compiled for evaluation."""
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    # Each member is re-wrapped under a unique name (they were all built as "sentiment").
+    outputs = [keras.Model(m.input, m.output, name=f"member_{k}")(token_ids)
+               for k, m in enumerate(members, 1)]
+    mean = keras.layers.Average(name="ensemble_mean")(outputs)
+    model = keras.Model(token_ids, mean, name="sentiment_ensemble")
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.optimizer.build(model.trainable_variables)  # saved and loaded alike (no warning)
+    return model
+
+
 def search_space(hp, config):
     """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters)."""
     return dataclasses.replace(

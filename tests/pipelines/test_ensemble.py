@@ -1,0 +1,78 @@
+"""``ensemble`` > 1: members trained one after another, averaged, exported, resumable."""
+
+import os
+
+import numpy as np
+import pytest
+
+from pipelines.common import export, train
+from pipelines.sentiment import TASK
+from pipelines.sentiment.config import SentimentConfig
+from tests.pipelines.conftest import run_cli
+
+SMALL = ["--preset", "small", "--set", "max_examples=300", "--set", "epochs=1",
+         "--set", "ensemble=2", "-q"]
+
+
+def test_ensemble_averages_its_members_and_exports(tmp_path):
+    workdir, export_dir = str(tmp_path / "work"), str(tmp_path / "saved_models")
+    assert run_cli(TASK, *SMALL, "--workdir", workdir, "--export-dir", export_dir) == 0
+    assert not os.path.exists(os.path.join(workdir, "ensemble.json")), "finished run left state"
+
+    model, config, meta = train.load_trained(workdir, SentimentConfig)
+    assert config.ensemble == 2
+    members = [train.load_trained(os.path.join(workdir, f"member-{k}"), SentimentConfig)
+               for k in (1, 2)]
+    assert [m[1].seed for m in members] == [0, 1] and all(m[1].ensemble == 1 for m in members)
+    ids = np.array([[5, 9, 3, 0, 0], [7, 2, 11, 4, 8]], "int32")
+    p1, p2 = (m[0].predict_on_batch(ids) for m in members)
+    assert not np.allclose(p1, p2), "the members are the same model"
+    np.testing.assert_allclose(model.predict_on_batch(ids), (p1 + p2) / 2, rtol=1e-5, atol=1e-6)
+
+    texts = ["what a great idea", ""]
+    rows = export.predict(os.path.join(export_dir, "sentiment", "1"), texts)
+    served = np.stack([row["probabilities"] for row in rows])
+    from pipelines.sentiment import data
+
+    import tensorflow as tf
+
+    encoded = data.encode(data.make_vectorizer(meta["vocabulary"]), tf.constant(texts),
+                          config.max_length)
+    np.testing.assert_allclose(served, model.predict_on_batch(encoded), rtol=1e-5, atol=1e-6)
+
+
+def test_interrupted_ensemble_resumes_without_retraining_finished_members(
+        tmp_path, monkeypatch, capsys):
+    workdir = str(tmp_path / "work")
+    real_fit = train.fit
+
+    def dies_on_member_2(task, config, member_dir, *args, **kwargs):
+        if member_dir.endswith("member-2"):
+            raise KeyboardInterrupt("killed")
+        return real_fit(task, config, member_dir, *args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", dies_on_member_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(TASK, "train", *SMALL, "--workdir", workdir)
+    member_1 = os.path.join(workdir, "member-1", "model.keras")
+    stamp = os.stat(member_1).st_mtime_ns
+    assert os.path.exists(os.path.join(workdir, "ensemble.json"))
+
+    monkeypatch.setattr(train, "fit", real_fit)
+    capsys.readouterr()
+    assert run_cli(TASK, "train", *SMALL, "--set", "units=4", "--workdir", workdir) == 2
+    assert "unfinished ensemble run with a different config" in capsys.readouterr().err
+    assert run_cli(TASK, "train", *SMALL, "--workdir", workdir) == 0
+    assert "ensemble members [1] were already trained" in capsys.readouterr().out
+    assert os.stat(member_1).st_mtime_ns == stamp, "member 1 was trained again"
+    assert os.path.exists(os.path.join(workdir, "model.keras"))
+    assert not os.path.exists(os.path.join(workdir, "ensemble.json"))
+
+
+def test_ensemble_needs_a_task_that_combines(tmp_path):
+    import dataclasses
+
+    task = dataclasses.replace(TASK, combine=None)
+    config = dataclasses.replace(TASK.presets["small"], ensemble=2)
+    with pytest.raises(ValueError, match="no `combine`"):
+        train.fit(task, config, str(tmp_path), datasets=None)
