@@ -5,8 +5,9 @@
     python benchmarks/sentiment.py --sst DIR --only sst --set units=128 ...
 
 Both models see the same split: the pipeline's deterministic train/valid/test split of
-the embedded tweets; for SST-2, stsa.binary.train split 90/10 into train/valid (the
-valid part only picks the epoch) and stsa.binary.dev as the held-out evaluation.
+the embedded tweets (the ``default`` preset); for SST-2 (the ``sst`` preset),
+stsa.binary.train split 90/10 into train/valid (the valid part only picks the epoch)
+and stsa.binary.dev as the held-out evaluation.
 The baseline (scikit-learn, the ``bench`` extra) fits on the same training texts,
 standardized by the same tokenizer, with word 1-2-grams, and C chosen on valid.
 Prints a Markdown table for benchmarks/RESULTS.md.
@@ -26,15 +27,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pipelines.common import config as config_lib  # noqa: E402
 from pipelines.common import train  # noqa: E402
 from pipelines.sentiment import TASK, data  # noqa: E402
-
-# Settings for SST-2 (6,920 movie-review sentences): longer sentences than tweets, a
-# smaller vocabulary, more dropout; chosen on the 10% valid part of the training file.
-SST_OVERRIDES = dict(
-    valid_fraction=0.1, test_fraction=0.0, min_count=1, vocab_size=20000, max_length=64,
-    epochs=12, patience=3, word_dropout=0.2, dropout=0.5, embedding_dropout=0.4,
-    batch_size=32, learning_rate=2e-3,
-)
-
 
 def tfidf_baseline(train, valid, test):
     """Test accuracy of TF-IDF (word 1-2-grams) + logistic regression, C picked on
@@ -88,9 +80,8 @@ def main(argv=None):
         config = config_lib.override(TASK.presets["default"], args.overrides)
         jobs.append(("embedded tweets (test split)", config, None))
     if args.sst and args.only in (None, "sst"):
-        base = dataclasses.replace(
-            TASK.presets["default"], data=os.path.join(args.sst, "stsa.binary.train"),
-            **SST_OVERRIDES)
+        base = dataclasses.replace(TASK.presets["sst"],
+                                   data=os.path.join(args.sst, "stsa.binary.train"))
         config = config_lib.override(base, args.overrides)
         jobs.append(("SST-2 sentences (dev)", config, os.path.join(args.sst, "stsa.binary.dev")))
     for name, config, test_file in jobs:
