@@ -167,8 +167,14 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
                 f"{workdir} holds an unfinished ensemble run with a different config. "
                 "Resume it with the same settings, or pass another --workdir, or --fresh."
             )
+        if state["meta"] != _jsonable(datasets.meta):
+            raise ResumeError(
+                f"{workdir} holds an unfinished ensemble run on different data (its "
+                "vocabulary or labels differ). Pass another --workdir, or --fresh."
+            )
     if state is None:
-        state = {"config": config_lib.to_dict(config), "finished": []}
+        state = {"config": config_lib.to_dict(config), "meta": _jsonable(datasets.meta),
+                 "finished": []}
         config_lib.write_json(state_path, state)
     members, infos, loaded = [], [], list(state["finished"])
     for k in range(1, config.ensemble + 1):
@@ -179,6 +185,9 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
             info = {"history": config_lib.read_json(paths(member_dir)["history"]),
                     "resumed_from": 0}
         else:
+            if verbose:
+                print(f"ensemble member {k}/{config.ensemble} (seed {member_config.seed}) "
+                      f"in {member_dir}", flush=True)
             model, info = fit(task, member_config, member_dir, datasets, verbose, callbacks,
                               fresh=fresh)
             state["finished"].append(k)

@@ -1,10 +1,12 @@
 """``ensemble`` > 1: members trained one after another, averaged, exported, resumable."""
 
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 
+from pipelines.common import config as config_lib
 from pipelines.common import export, train
 from pipelines.sentiment import TASK
 from pipelines.sentiment.config import SentimentConfig
@@ -62,6 +64,12 @@ def test_interrupted_ensemble_resumes_without_retraining_finished_members(
     capsys.readouterr()
     assert run_cli(TASK, "train", *SMALL, "--set", "units=4", "--workdir", workdir) == 2
     assert "unfinished ensemble run with a different config" in capsys.readouterr().err
+    config = config_lib.override(TASK.presets["small"],
+                                 ["max_examples=300", "epochs=1", "ensemble=2"])
+    datasets = TASK.make_datasets(config)
+    other_data = dataclasses.replace(datasets, meta={**datasets.meta, "labels": ["a", "b", "c"]})
+    with pytest.raises(train.ResumeError, match="different data"):
+        train.fit(TASK, config, workdir, other_data)
     assert run_cli(TASK, "train", *SMALL, "--workdir", workdir) == 0
     assert "ensemble members [1] were already trained" in capsys.readouterr().out
     assert os.stat(member_1).st_mtime_ns == stamp, "member 1 was trained again"
@@ -70,8 +78,6 @@ def test_interrupted_ensemble_resumes_without_retraining_finished_members(
 
 
 def test_ensemble_needs_a_task_that_combines(tmp_path):
-    import dataclasses
-
     task = dataclasses.replace(TASK, combine=None)
     config = dataclasses.replace(TASK.presets["small"], ensemble=2)
     with pytest.raises(ValueError, match="no `combine`"):
