@@ -189,8 +189,10 @@ def _split(n, config):
     order = np.random.RandomState(config.seed).permutation(n)
     n_test = int(round(n * config.test_fraction))
     n_valid = int(round(n * config.valid_fraction))
-    return {"test": order[:n_test], "valid": order[n_test:n_test + n_valid],
-            "train": order[n_test + n_valid:]}
+    split = {"valid": order[n_test:n_test + n_valid], "train": order[n_test + n_valid:]}
+    if n_test:  # test_fraction=0: no test split (evaluate on a file of its own)
+        split["test"] = order[:n_test]
+    return split
 
 
 def _take(split, idx):

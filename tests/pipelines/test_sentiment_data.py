@@ -110,6 +110,9 @@ def test_user_formats_with_any_label_set(tmp_path, fmt):
     again = data.make_datasets(config)
     assert again.meta == datasets.meta, "the split and vocabulary must be deterministic"
     assert "loved" in datasets.meta["vocabulary"] or "great" in datasets.meta["vocabulary"]
+    no_test = data.make_datasets(dataclasses.replace(config, test_fraction=0.0))
+    assert no_test.test is None and "test" not in no_test.sizes  # the `sst` preset's split
+    assert no_test.sizes["valid"] == 3 and no_test.sizes["train"] == 27
 
 
 def test_train_valid_test_files(tmp_path):
