@@ -77,7 +77,7 @@ def main(argv=None):
     config_lib.write_json(os.path.join(workdir, "bench.json"), result)
     print(f"\nhead {args.head}: {info['epochs_run']} epochs in {train_seconds / 60:.1f} min; "
           f"{model.count_params()} parameters; valid (best val_loss epoch):")
-    for kind, m in report["per_class"].items():
+    for kind, m in {**report["per_type"], "overall": report["overall"]}.items():
         print(f"  {kind:<8} P {m['precision']:.4f}  R {m['recall']:.4f}  F1 {m['f1']:.4f}  "
               f"({m['support']})")
     return 0

@@ -1,3 +1,37 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import contextlib  # noqa: E402
+import importlib  # noqa: E402
+import io  # noqa: E402
+
+import pytest  # noqa: E402
+
+_RUNS = {}
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """``small_run(name)``: ``python -m pipelines.<name> --preset <test preset>`` (train,
+    evaluate, export, show predictions), run once per task per test session and shared
+    by every test that needs a trained task. Returns a dict with ``task``, ``workdir``,
+    ``export_dir``, ``version_dir`` (the first export) and ``stdout`` (what it printed)."""
+    from pipelines.common.cli import main
+
+    def get(name):
+        if name not in _RUNS:
+            task = importlib.import_module(f"pipelines.{name}").TASK
+            root = tmp_path_factory.mktemp(f"{name}_run")
+            workdir, export_dir = str(root / "work"), str(root / "saved_models")
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = main(task, ["--preset", task.test_preset, "--workdir", workdir,
+                                   "--export-dir", export_dir, "-q"])
+            assert code == 0, out.getvalue()
+            _RUNS[name] = {"task": task, "workdir": workdir, "export_dir": export_dir,
+                           "version_dir": os.path.join(export_dir, task.name, "1"),
+                           "stdout": out.getvalue()}
+        return _RUNS[name]
+
+    return get

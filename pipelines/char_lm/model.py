@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.char_lm import data
+from pipelines.common.task import Endpoint
 from zoo import decoding
 from zoo.builders import language_model as lm
 
@@ -236,28 +237,28 @@ class LanguageModelServer(keras.layers.Layer):
             "num_tokens": tf.reduce_sum(tf.cast(real, tf.int32), axis=1),
         }
 
-    @property
-    def signature_defaults(self):
-        """Values for generate's scalar inputs when a client gives only prompts."""
-        max_length, temperature, top_k, seed = self.defaults
-        return {"max_length": int(max_length), "temperature": float(temperature),
-                "top_k": int(top_k), "seed": int(seed)}
-
     def endpoints(self):
-        """Serving signatures: name -> (function, input signature)."""
-        generate = (
-            lambda prompts, max_length, temperature, top_k, seed: self.generate(
-                prompts, max_length, temperature, top_k, seed
-            ),
-            [
+        """generate (= serving_default): prompts (batch,) strings and the scalars
+        max_length, temperature, top_k, seed (their defaults: the config's);
+        score: texts (batch,) strings."""
+        max_length, temperature, top_k, seed = self.defaults
+        generate = Endpoint(
+            fn=lambda prompts, max_length, temperature, top_k, seed: self.generate(
+                prompts, max_length, temperature, top_k, seed),
+            inputs=[
                 tf.TensorSpec([None], tf.string, name="prompts"),
                 tf.TensorSpec([], tf.int32, name="max_length"),
                 tf.TensorSpec([], tf.float32, name="temperature"),
                 tf.TensorSpec([], tf.int32, name="top_k"),
                 tf.TensorSpec([], tf.int32, name="seed"),
             ],
+            example={"prompts": ["", "The "], "max_length": 3, "temperature": 1.0, "top_k": 0,
+                     "seed": 1},
+            defaults={"max_length": int(max_length), "temperature": float(temperature),
+                      "top_k": int(top_k), "seed": int(seed)},
         )
-        score = (self.score, [tf.TensorSpec([None], tf.string, name="texts")])
+        score = Endpoint(fn=self.score, inputs=[tf.TensorSpec([None], tf.string, name="texts")],
+                         example={"texts": ["", "The end."]})
         return {"serving_default": generate, "generate": generate, "score": score}
 
 

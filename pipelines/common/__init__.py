@@ -10,7 +10,8 @@ A task package ``pipelines/<task>/`` has the same files as every other:
     __main__.py  three lines: ``raise SystemExit(main(TASK))``
     sample.py    generative tasks only: sampling / decoding helpers
 
-The task contract (``Task``, a frozen record of functions; no classes to subclass):
+The task contract (``task.Task``, a frozen record of functions and small records; no
+classes to subclass). The skeleton assumes nothing about a task's inputs or outputs:
 
     name            "sentiment": the package, the export directory, the Serving name.
     presets         {name: config}; must hold "default" and "small".
@@ -20,58 +21,50 @@ The task contract (``Task``, a frozen record of functions; no classes to subclas
                     learned from the training split, or reused when given (resume,
                     evaluate). Bad input raises textio.DataError("file:line: field ...").
     read_split(config, meta, path) -> tf.data.Dataset
-                    a user's file as an evaluation dataset (``evaluate --data FILE``);
-                    labels unseen in training raise DataError naming the line.
+                    a user's file as an evaluation dataset (``evaluate --data FILE``).
     build_model(config, meta) -> compiled keras.Model (trained on make_datasets' batches).
     search_space(hp, config) -> config
                     the config with tuned fields drawn from keras-tuner ``hp``; called
                     with the best hp after a search to get the best config.
-    serving_model(model, config, meta) -> keras layer/model
-                    maps a (batch,) tf.string tensor of RAW inputs to a dict of named
-                    tensors: all preprocessing in the graph, readable outputs (label
-                    strings, generated text). It becomes the ``serving_default``
-                    signature (input "text"); empty and very long inputs must give
-                    valid outputs.
-    evaluate(model, dataset, config, meta) -> dict
-                    JSON-able metrics. A classification report from
-                    ``metrics.classification_report`` (accuracy, per_class, confusion)
-                    is printed as a table and drawn as confusion.png.
-    example_inputs(config, meta) -> list[str]
-                    raw inputs the main job runs through the fresh export.
-    format_prediction(row) -> str
-                    one example's outputs (dict of numpy values) as a short text.
+    serving_model(model, config, meta) -> a Keras layer whose ``endpoints()`` returns
+                    {signature name: Endpoint(fn, inputs, example, defaults)}: the
+                    export's signatures (one is "serving_default"), all pre- and
+                    post-processing in the graph; ``example`` is a request that works
+                    (the export runs it; the contract test runs it from the export).
+    evaluate(model, dataset, config, meta) -> dict of JSON-able metrics (metrics.json).
+    report          ReportView(format, draw): how evaluate prints the dict and what it
+                    draws beside metrics.json (``metrics.CLASSIFICATION``: a table and
+                    confusion.png; ``metrics.SCALARS``: numbers on one line).
+    predict_input   PredictInput: how ``predict`` reads a user's input (``--text``,
+                    ``--file``, stdin) into requests of one endpoint
+                    (``inputs.text_lines``, ``inputs.whole_files`` for WAV/MIDI...).
+    example_inputs(config, meta) -> list of ``--text`` values the main job predicts.
+    format_prediction(row) -> str: one request row's outputs (numpy values) as text.
     monitor         "val_loss" (default) or "val_<metric>": checkpoint/early-stopping
                     and tuner objective; "...loss" is minimised, others maximised.
-    sample          optional; generative tasks: (model, config, meta, prompt, **kw) -> str.
+    data_flags      {flag: (config field, help)}: the data options of train/tune/run
+                    (default --data/--train/--valid/--test; a task with source/target
+                    files declares its own pair).
     combine         optional: (members, config, meta) -> one compiled model made of
                     trained members; lets a config with ``ensemble`` > 1 train that many
                     (``train.fit_ensemble``; sentiment averages probabilities).
+    commands        optional extra subcommands {name: (add_arguments, run)}.
 
-Configs must have the fields the skeleton reads: ``seed``, ``epochs``, ``patience``;
-and, to take ``--data/--train/--valid/--test``, the fields ``data``, ``train_file``,
-``valid_file``, ``test_file``.
-
-How the task kinds fit:
-* many-to-one (sentiment): inputs (batch, time) ids, targets (batch,) class index;
-  serving returns probabilities, label, label_index.
-* many-to-many (ner): targets (batch, time) tags with padding masked (sample weights
-  or a masked loss); evaluate returns entity F1 (a classification report over the
-  unmasked steps works for the table and the picture); serving returns per-token tags.
-* generative (char_lm, music): targets are the inputs shifted by one; ``evaluate``
-  returns loss/perplexity; ``serving_model`` runs the sampling loop in the graph
-  (prompt string -> generated string); ``sample`` exposes it to Python.
-* encoder-decoder (translation): inputs may be a tuple (source, shifted target) for
-  teacher forcing; the serving model decodes greedily or by beam search in the graph.
+Configs must have the fields the skeleton reads: ``seed``, ``epochs``, ``patience``, and
+the fields their ``data_flags`` name. ``tests/pipelines/test_contract.py`` checks every
+task package it finds against this contract.
 
 Modules:
-    task.py          Task and Datasets.
+    task.py          Task, Datasets, Endpoint, PredictInput, ReportView.
+    inputs.py        the usual PredictInputs: text lines, whole files.
     config.py        presets, ``--set key=value`` overrides checked for unknown keys and
                      types, the resolved config saved as JSON beside every artifact.
     textio.py        CSV/TSV/JSONL reading, DataError with file:line:field.
     train.py         fit with per-epoch atomic checkpoints: a killed run resumes after
                      its last completed epoch; TensorBoard logs in the work directory;
                      ensembles (members trained in turn, each resumable, then combined).
-    metrics.py       classification report, text table, confusion-matrix PNG.
+    metrics.py       classification report, text table, confusion-matrix PNG; the
+                     CLASSIFICATION and SCALARS report views.
     tune.py          keras-tuner random / bayesian / hyperband search that resumes.
     export.py        saved_models/<task>/<version>/ written aside then renamed, and
                      saved_models/models.config for TensorFlow Serving.

@@ -15,8 +15,6 @@ from pipelines.common import config as config_lib
 from pipelines.common import distribute, distributed_tune
 from pipelines.common.textio import DataError
 
-DATA_FLAGS = {"data": "data", "train": "train_file", "valid": "valid_file", "test": "test_file"}
-
 
 def build_parser(task):
     parser = argparse.ArgumentParser(
@@ -34,10 +32,8 @@ def build_parser(task):
                         help="Serving base path (default %(default)s)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     data = argparse.ArgumentParser(add_help=False)
-    data.add_argument("--data", help="a file (split deterministically), 'embedded' or tfds:NAME")
-    data.add_argument("--train", help="training file (with --valid, optional --test)")
-    data.add_argument("--valid", help="validation file")
-    data.add_argument("--test", help="test file")
+    for flag, (_, help_text) in task.data_flags.items():
+        data.add_argument(f"--{flag}", dest=flag, help=help_text)
     data.add_argument("--fresh", action="store_true",
                       help="discard an unfinished run in the workdir instead of resuming it")
 
@@ -61,7 +57,8 @@ def build_parser(task):
     sub.add_parser("export", parents=[common], help="export the trained model for Serving")
     p = sub.add_parser("predict", parents=[common], help="predict through the exported model")
     p.add_argument("--text", action="append", default=[], help="an input (repeatable)")
-    p.add_argument("--file", help="a file with one input per line ('-' for stdin)")
+    p.add_argument("--file", action="append", default=[],
+                   help="a file of inputs (repeatable; '-' for stdin)")
     p.add_argument("--model", help="an export version directory (default: the latest under "
                    "--export-dir)")
     for name, (add_arguments, run) in task.commands.items():
@@ -93,7 +90,7 @@ def resolve_config(task, args):
     config = config_lib.from_preset(task.presets, args.preset)
     values = {
         field: getattr(args, flag)
-        for flag, field in DATA_FLAGS.items()
+        for flag, (field, _) in task.data_flags.items()
         if getattr(args, flag, None) is not None
     }
     return config_lib.override(config, args.overrides, **values)
@@ -143,26 +140,19 @@ def cmd_train(task, args):
 
 
 def _report(task, args, report, out_dir, title, config):
-    from pipelines.common import metrics
-
     os.makedirs(out_dir, exist_ok=True)
     config_lib.write_json(os.path.join(out_dir, "metrics.json"), report)
     config_lib.save(config, os.path.join(out_dir, "config.json"))
-    if "per_class" in report:
-        _say(args, metrics.format_report(report))
-    else:
-        _say(args, "  ".join(f"{k} {v:.4f}" for k, v in report.items() if isinstance(v, float)))
-    if "confusion" in report:
-        metrics.plot_confusion(report, os.path.join(out_dir, "confusion.png"), title)
-    _say(args, f"wrote {out_dir}/metrics.json" + (" and confusion.png" if "confusion" in report else ""))
+    _say(args, task.report.format(report))
+    drawn = [os.path.basename(path) for path in task.report.draw(report, out_dir, title)]
+    _say(args, f"wrote {out_dir}/metrics.json" + "".join(f" and {name}" for name in drawn))
 
 
 def cmd_evaluate(task, args):
     from pipelines.common import train
 
     workdir = workdir_of(task, args)
-    config_class = type(task.presets[task.default_preset])
-    model, config, meta = train.load_trained(workdir, config_class)
+    model, config, meta = train.load_trained(workdir, task.config_class)
     config = config_lib.override(config, args.overrides)  # e.g. the columns of --data FILE
     if args.data:
         dataset, name = task.read_split(config, meta, args.data), args.data
@@ -190,35 +180,60 @@ def _export(task, args, model, config, meta):
 def cmd_export(task, args):
     from pipelines.common import train
 
-    model, config, meta = train.load_trained(workdir_of(task, args),
-                                             type(task.presets[task.default_preset]))
+    model, config, meta = train.load_trained(workdir_of(task, args), task.config_class)
     _export(task, args, model, config, meta)
     return 0
 
 
-def _show_predictions(task, args, version_dir, texts):
+def _show_predictions(task, args, version_dir, items):
+    """Runs ``items`` of the task's ``predict_input`` through the export and prints a
+    line per item: the prediction, then the input shown short."""
     from pipelines.common import export
 
-    for text, row in zip(texts, export.predict(version_dir, texts)):
-        shown = text if len(text) <= 70 else text[:67] + "..."
-        _say(args, f"{task.format_prediction(row):<28} {shown}")
+    reader = task.predict_input
+    rows = export.predict(version_dir, reader.feed(items), signature=reader.endpoint) if items else []
+    for item, row in zip(items, rows):
+        _say(args, f"{task.format_prediction(row):<28} {reader.show(item)}")
 
 
 def cmd_predict(task, args):
     from pipelines.common import export
 
-    texts = list(args.text)
-    if args.file:
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        with stream:
-            texts += [line.rstrip("\n") for line in stream]
-    if not texts:
-        if sys.stdin.isatty():
-            raise UsageError("Nothing to predict: pass --text, --file FILE, or pipe lines to stdin.")
-        texts = [line.rstrip("\n") for line in sys.stdin]
-    version_dir = args.model or export.latest_version_dir(args.export_dir, task.name)
-    _show_predictions(task, args, version_dir, texts)
+    reader = task.predict_input
+    items = [reader.read_text(text) for text in args.text]
+    for path in args.file:
+        if path == "-":
+            items += _read_stdin(reader)
+        else:
+            items += reader.read_file(path)
+    if not args.text and not args.file:
+        if sys.stdin is None or sys.stdin.isatty() or not reader.stdin:
+            raise UsageError("Nothing to predict: pass --text or --file FILE"
+                             + (", or pipe lines to stdin." if reader.stdin else "."))
+        items = _read_stdin(reader)
+        if not items:
+            raise UsageError("Nothing to predict: stdin was empty.")
+    if args.model:
+        if not os.path.isfile(os.path.join(args.model, "saved_model.pb")):
+            raise UsageError(f"{args.model}: not an export version directory (no saved_model.pb).")
+        version_dir = args.model
+    else:
+        version_dir = export.latest_version_dir(args.export_dir, task.name)
+    _show_predictions(task, args, version_dir, items)
     return 0
+
+
+def _read_stdin(reader):
+    """The items of a piped stdin, read as the reader reads a file."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".stdin") as f:
+        f.write(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode())
+        f.flush()
+        try:
+            return reader.read_file(f.name)
+        except DataError as e:
+            raise UsageError(str(e).replace(f.name, "<stdin>")) from None
 
 
 def cmd_tune(task, args):
@@ -270,7 +285,9 @@ def cmd_run(task, args):
             os.path.join(workdir, "eval"), f"{task.name}: {split} split", config)
     version_dir = _export(task, args, model, config, datasets.meta)
     _say(args, f"[{task.name}] example predictions through the export:")
-    _show_predictions(task, args, version_dir, task.example_inputs(config, datasets.meta))
+    reader = task.predict_input
+    _show_predictions(task, args, version_dir,
+                      [reader.read_text(v) for v in task.example_inputs(config, datasets.meta)])
     return 0
 
 

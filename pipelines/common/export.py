@@ -39,41 +39,40 @@ def latest_version_dir(base, task_name):
     return os.path.join(task_dir, str(found[-1]))
 
 
-def export(serving_model, base, task_name, config=None, meta=None, input_name="text"):
+def export(serving_model, base, task_name, config=None, meta=None):
     """Writes ``serving_model`` as the next version of ``base/task_name``.
 
-    ``serving_model`` maps a (batch,) string tensor to a dict of named tensors; it
-    becomes the ``serving_default`` signature with input ``input_name``. A serving
-    model with an ``endpoints()`` method ({name: (fn, input_signature)}) gets those
-    signatures instead (one must be ``serving_default``); its ``signature_defaults``
-    ({input name: value}) are saved for ``predict`` to fill the non-text inputs. The resolved
-    config and meta are written inside the version (``assets.extra/``), which Serving
-    ignores. Returns the version directory.
+    ``serving_model`` is a Keras layer (or any trackable) whose ``endpoints()`` returns
+    {signature name: ``task.Endpoint``}; one must be ``serving_default``. Each endpoint's
+    ``example`` request runs once before anything is written (it builds the layers and
+    checks that the function works). The endpoints' ``defaults`` go to
+    ``assets.extra/signature_defaults.json`` ({signature: {input: value}}) for
+    ``predict``; the resolved config and meta to ``assets.extra/`` too (Serving ignores
+    that folder). Returns the version directory.
     """
+    endpoints = dict(serving_model.endpoints())
+    if SIGNATURE not in endpoints:
+        raise ValueError(f"{task_name}: the serving model declares no {SIGNATURE!r} endpoint. "
+                         f"Received: {sorted(endpoints)}")
+    for name, endpoint in endpoints.items():  # builds the layers; a request that must work
+        endpoint.fn(*_tensors(endpoint.example, endpoint.inputs))
+    # The examples built every sublayer; a server layer called only through methods
+    # other than ``call`` (generate, score) is not marked built by Keras itself.
+    serving_model.built = True
+
     task_dir = os.path.join(base, task_name)
     os.makedirs(task_dir, exist_ok=True)
     tmp = os.path.join(task_dir, f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-
-    if not serving_model.built:
-        serving_model(tf.constant(["", "a text"]))  # builds the layer; checks an empty input
     archive = keras.export.ExportArchive()
     archive.track(serving_model)
-    if hasattr(serving_model, "endpoints"):  # several signatures (generative tasks)
-        for name, (fn, input_signature) in serving_model.endpoints().items():
-            archive.add_endpoint(name=name, fn=fn, input_signature=input_signature)
-    else:
-        archive.add_endpoint(
-            name=SIGNATURE,
-            fn=lambda text: serving_model(text),
-            input_signature=[tf.TensorSpec(shape=(None,), dtype=tf.string, name=input_name)],
-        )
+    for name, endpoint in endpoints.items():
+        archive.add_endpoint(name=name, fn=endpoint.fn, input_signature=list(endpoint.inputs))
     archive.write_out(tmp, verbose=False)
     extra = os.path.join(tmp, "assets.extra")
     os.makedirs(extra, exist_ok=True)
-    defaults = getattr(serving_model, "signature_defaults", None)
-    if defaults:  # values `predict` feeds to the inputs after the first one
-        config_lib.write_json(os.path.join(extra, "signature_defaults.json"), dict(defaults))
+    config_lib.write_json(os.path.join(extra, "signature_defaults.json"),
+                          {name: dict(e.defaults) for name, e in endpoints.items()})
     if config is not None:
         config_lib.save(config, os.path.join(extra, "config.json"))
     if meta is not None:
@@ -91,6 +90,14 @@ def export(serving_model, base, task_name, config=None, meta=None, input_name="t
                 raise
     write_models_config(base)
     return final
+
+
+def _tensors(values, specs):
+    """{name: value} as a list of tensors in the order and dtypes of the specs."""
+    names = [spec.name for spec in specs]
+    if sorted(values) != sorted(names):
+        raise ValueError(f"Expected an example with the inputs {names}. Received: {sorted(values)}")
+    return [tf.constant(values[spec.name], dtype=spec.dtype) for spec in specs]
 
 
 def write_models_config(base):
@@ -116,26 +123,41 @@ def write_models_config(base):
     return path
 
 
-def load_signature(version_dir):
-    """The ``serving_default`` function of an export (``tf.saved_model.load``)."""
-    return tf.saved_model.load(version_dir).signatures[SIGNATURE]
+def load_signature(version_dir, signature=SIGNATURE):
+    """A signature function of an export (``tf.saved_model.load``)."""
+    loaded = tf.saved_model.load(version_dir)
+    if signature not in loaded.signatures:
+        raise ValueError(f"{version_dir} has no signature {signature!r}. "
+                         f"Received: {sorted(loaded.signatures)}")
+    return loaded.signatures[signature]
 
 
-def predict(version_dir, texts, batch_size=256):
-    """Runs raw ``texts`` through an export; returns a list of dicts of numpy values."""
-    fn = load_signature(version_dir)
+def predict(version_dir, feeds, signature=SIGNATURE, batch_size=256):
+    """Runs the batched inputs ``feeds`` ({input name: array, batch first}) through the
+    signature of an export, with the export's saved defaults for the other inputs.
+    Returns a list of dicts of numpy values, one per row."""
+    fn = load_signature(version_dir, signature)
     specs = fn.structured_input_signature[1]
-    string_inputs = [name for name, spec in specs.items() if spec.dtype == tf.string]
-    input_name = (string_inputs or list(specs))[0]
     defaults_path = os.path.join(version_dir, "assets.extra", "signature_defaults.json")
     defaults = config_lib.read_json(defaults_path) if os.path.exists(defaults_path) else {}
-    extra = {name: tf.constant(defaults[name], dtype=spec.dtype)
-             for name, spec in specs.items() if name != input_name and name in defaults}
-    rows = []
-    for start in range(0, len(texts), batch_size):
-        out = fn(**{input_name: tf.constant(texts[start:start + batch_size], dtype=tf.string)},
-                 **extra)
-        out = {k: v.numpy() for k, v in out.items()}
+    extra = {name: tf.constant(value, dtype=specs[name].dtype)
+             for name, value in defaults.get(signature, {}).items() if name not in feeds}
+    rows = len(next(iter(feeds.values()))) if feeds else 0
+    out_rows = []
+    for start in range(0, rows, batch_size):
+        batch = {name: tf.constant(value[start:start + batch_size], dtype=specs[name].dtype)
+                 for name, value in feeds.items()}
+        out = {k: v.numpy() for k, v in fn(**batch, **extra).items()}
         n = len(next(iter(out.values())))
-        rows.extend({k: v[i] for k, v in out.items()} for i in range(n))
-    return rows
+        out_rows.extend({k: v[i] for k, v in out.items()} for i in range(n))
+    return out_rows
+
+
+def text_endpoint(fn, input_name="text", example=("", "a text")):
+    """The usual endpoint of a text task: ``fn(strings (batch,)) -> {name: tensor}``,
+    one input ``input_name`` of shape (batch,) tf.string."""
+    from pipelines.common.task import Endpoint
+
+    return Endpoint(fn=lambda strings: fn(strings),
+                    inputs=[tf.TensorSpec((None,), tf.string, name=input_name)],
+                    example={input_name: list(example)})

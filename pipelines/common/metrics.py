@@ -4,7 +4,11 @@ Shared by many-to-one tasks (one label per sequence) and many-to-many tasks (one
 label per step: pass the unmasked steps flattened).
 """
 
+import os
+
 import numpy as np
+
+from pipelines.common.task import ReportView
 
 
 def classification_report(y_true, y_pred, labels):
@@ -91,3 +95,21 @@ def plot_confusion(report, path, title="confusion matrix"):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def format_scalars(report):
+    """The report's numbers on one line: ``name value`` pairs."""
+    return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in report.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _draw_confusion(report, out_dir, title):
+    return [plot_confusion(report, os.path.join(out_dir, "confusion.png"), title)]
+
+
+SCALARS = ReportView(format=format_scalars)
+"""A report of plain numbers (a loss, perplexity): printed on one line, nothing drawn."""
+
+CLASSIFICATION = ReportView(format=format_report, draw=_draw_confusion)
+"""A ``classification_report``: a table of classes, and confusion.png."""

@@ -1,7 +1,18 @@
-"""The record a task hands to the shared skeleton, and what its data step returns."""
+"""The record a task hands to the shared skeleton, and the records it is made of.
+
+``Task`` is a frozen record of functions (see ``pipelines.common`` for the contract).
+The skeleton knows nothing about a task's inputs: a task declares
+
+* its serving ``Endpoint``s (``serving_model(...).endpoints()``): name, input
+  signature, function and a request that works;
+* how ``predict`` reads a user's input (``PredictInput``: text lines, a file per
+  request, ...) and which endpoint it feeds;
+* how ``evaluate`` prints and draws its report (``ReportView``);
+* its data flags (``data_flags``: ``--data``, ``--train``..., or a source/target pair).
+"""
 
 import dataclasses
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +34,68 @@ class Datasets:
 
 
 @dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """One serving signature of an export.
+
+    ``fn(*tensors) -> {output name: tensor}`` takes the tensors of ``inputs`` in order,
+    a list of named ``tf.TensorSpec`` (the SignatureDef's inputs, named by the specs;
+    batch first for batched inputs, shape () for scalars). ``example`` ({input name: value}) is a request that must
+    work: the export runs it before writing, and the contract test runs it through
+    the written export with no project code. ``defaults`` ({input name: value}) are
+    what ``predict`` sends for the inputs its reader does not fill (sampling scalars).
+    """
+
+    fn: Callable[..., Mapping[str, Any]]
+    inputs: Sequence[Any]
+    example: Mapping[str, Any]
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def input_names(self):
+        return [spec.name for spec in self.inputs]
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictInput:
+    """How ``predict`` turns what a user gives into requests of one endpoint.
+
+    ``read_text(value)`` makes one item of a ``--text`` value; ``read_file(path)`` the
+    items of a ``--file`` (raises ``textio.DataError`` naming the file and line);
+    ``feed(items)`` the endpoint's batched inputs {name: array} for a list of items;
+    ``show(item)`` the short text printed beside each prediction. ``stdin``: with no
+    ``--text``/``--file``, read a piped stdin as a file.
+    """
+
+    endpoint: str
+    read_text: Callable[[str], Any]
+    read_file: Callable[[str], list]
+    feed: Callable[[list], Mapping[str, Any]]
+    show: Callable[[Any], str]
+    stdin: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportView:
+    """How ``evaluate`` shows a task's report (the dict ``Task.evaluate`` returns).
+
+    ``format(report) -> str`` is printed; ``draw(report, out_dir, title) -> [paths]``
+    writes pictures (confusion matrix, attention maps...) beside metrics.json.
+    """
+
+    format: Callable[[Mapping[str, Any]], str]
+    draw: Callable[[Mapping[str, Any], str, str], list] = lambda report, out_dir, title: []
+
+
+# ``--flag`` -> config field, for the data of one run (a task may declare its own).
+DATA_FLAGS = {
+    "data": ("data", "a file (split deterministically), 'embedded' or tfds:NAME"),
+    "train": ("train_file", "training file (with --valid, optional --test)"),
+    "valid": ("valid_file", "validation file"),
+    "test": ("test_file", "test file"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     """A task, as functions. See ``pipelines.common`` for the full contract."""
 
@@ -34,16 +107,18 @@ class Task:
     search_space: Callable[..., Any]
     serving_model: Callable[..., Any]
     evaluate: Callable[..., Mapping[str, Any]]
+    report: ReportView
+    predict_input: PredictInput
     example_inputs: Callable[..., list]
     format_prediction: Callable[[Mapping[str, Any]], str]
     monitor: str = "val_loss"
-    sample: Optional[Callable[..., Any]] = None
     # Optional: (members, config, meta) -> one compiled model from trained members (an
     # ensemble; configs with ``ensemble`` > 1, see ``train.fit_ensemble``).
     combine: Optional[Callable[..., Any]] = None
     # Extra subcommands: {name: (add_arguments(parser), run(task, args) -> int)}, e.g.
     # ``score`` and ``sample`` of a language model; they take the common flags too.
     commands: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    data_flags: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(DATA_FLAGS))
     default_preset: str = "default"
     test_preset: str = "small"
 
@@ -56,6 +131,15 @@ class Task:
         mode = self.monitor_mode
         if mode not in ("min", "max"):
             raise ValueError(f"Expected monitor 'val_<metric>'. Received: monitor={self.monitor!r}")
+        fields = {f.name for f in dataclasses.fields(self.presets[self.default_preset])}
+        missing = sorted(field for field, _ in self.data_flags.values() if field not in fields)
+        if missing:
+            raise ValueError(f"Task {self.name!r}: data_flags name config fields {missing} "
+                             "that its config does not have.")
+
+    @property
+    def config_class(self):
+        return type(self.presets[self.default_preset])
 
     @property
     def monitor_mode(self):

@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.common import export
+from pipelines.common.task import Endpoint, ReportView
 from pipelines.ner import data
 from pipelines.ner import tags as tag_lib
 from zoo.builders.sequence_tagger import build_sequence_tagger, decode, tagger_loss
@@ -107,10 +109,10 @@ def predict_tags(model, features, config, decoder=None):
 
 
 def evaluate(model, dataset, config, meta):
-    """Entity-level (CoNLL) precision/recall/F1 per type and overall, token accuracy.
-
-    ``per_class`` holds the entity types and an ``overall`` (micro) row, so the CLI
-    prints them as a table."""
+    """Entity-level (CoNLL) precision/recall/F1 per type and overall (micro), their
+    macro F1 over types, and token accuracy: {"examples", "accuracy", "precision",
+    "recall", "f1", "macro_f1", "per_type": {type: {precision, recall, f1, support}},
+    "overall": {precision, recall, f1, support}}."""
     gold, predicted, correct, total = [], [], 0, 0
     head = head_of(config)
     decoder = tf.function(lambda outputs: decode(outputs, head), reduce_retracing=True)
@@ -132,9 +134,25 @@ def evaluate(model, dataset, config, meta):
         "precision": scores["overall"]["precision"],
         "recall": scores["overall"]["recall"],
         "f1": scores["overall"]["f1"],
-        "per_class": {**per_type, "overall": scores["overall"]},
-        "labels": [*per_type, "overall"],
+        "per_type": per_type,
+        "overall": scores["overall"],
     }
+
+
+def format_report(report):
+    """The entity table the CLI prints: a row per type, then the micro average."""
+    rows = {**report["per_type"], "overall": report["overall"]}
+    width = max(8, *(len(kind) for kind in rows))
+    lines = [f"entity F1 {report['f1']:.4f}   macro F1 {report['macro_f1']:.4f}   "
+             f"token accuracy {report['accuracy']:.4f}   ({report['examples']} sentences)",
+             f"{'type':<{width}}  precision  recall      f1  entities"]
+    for kind, m in rows.items():
+        lines.append(f"{kind:<{width}}  {m['precision']:9.4f}  {m['recall']:6.4f}  {m['f1']:6.4f}"
+                     f"  {m['support']:8d}")
+    return "\n".join(lines)
+
+
+REPORT = ReportView(format=format_report)
 
 
 # ----------------------------------------------------------------------------- serving
@@ -215,12 +233,14 @@ class TaggerServer(keras.layers.Layer):
         }
 
     def endpoints(self):
-        """The export's signatures: {name: (fn, input specs)}."""
+        """serving_default: text (batch,) raw sentences; tokens: (batch, time) tokens."""
         return {
-            "serving_default": (lambda text: self(text),
-                                [tf.TensorSpec((None,), tf.string, name="text")]),
-            "tokens": (lambda tokens: self.tag(tokens),
-                       [tf.TensorSpec((None, None), tf.string, name="tokens")]),
+            "serving_default": export.text_endpoint(
+                self, example=["Barack Obama visited Paris .", "", "and " * 300]),
+            "tokens": Endpoint(fn=lambda tokens: self.tag(tokens),
+                               inputs=[tf.TensorSpec((None, None), tf.string, name="tokens")],
+                               example={"tokens": [["Obama", "visited", "Paris"],
+                                                   ["London", "", ""]]}),
         }
 
 

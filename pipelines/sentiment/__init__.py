@@ -1,5 +1,6 @@
 """Sentiment: text -> rating (many-to-one). ``TASK`` is what ``pipelines.common`` runs."""
 
+from pipelines.common import inputs, metrics
 from pipelines.common.task import Task
 from pipelines.sentiment import config, data, model
 
@@ -12,6 +13,8 @@ TASK = Task(
     search_space=model.search_space,
     serving_model=model.serving_model,
     evaluate=model.evaluate,
+    report=metrics.CLASSIFICATION,
+    predict_input=inputs.text_lines("text"),
     example_inputs=model.example_inputs,
     format_prediction=model.format_prediction,
     monitor="val_accuracy",

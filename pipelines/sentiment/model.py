@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.common import export
 from pipelines.common.metrics import classification_report
 from pipelines.sentiment import data
 from zoo.builders.sequence_classifier import build_sequence_classifier
@@ -120,6 +121,10 @@ class TextClassifierServer(keras.layers.Layer):
             "label": tf.gather(tf.constant(self.labels), index),
             "label_index": index,
         }
+
+    def endpoints(self):
+        """serving_default: text (batch,) raw strings -> the outputs of ``call``."""
+        return {"serving_default": export.text_endpoint(self, example=("", "a text", "x" * 5000))}
 
 
 def serving_model(model, config, meta):

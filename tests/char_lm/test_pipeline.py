@@ -1,13 +1,8 @@
 """The char_lm pipeline end to end on its small preset: train, evaluate, export with the
 generate/score signatures loaded as TensorFlow Serving does (fresh process, project
 code blocked), the export equal to the live model, and the score / sample commands.
-
-Signatures beyond serving_default, `run_export(signature=...)` and task subcommands
-need pipelines.common support (SKELETON_REQUESTS.md); tests of those skip, saying so,
-while the skeleton lacks it.
 """
 
-import inspect
 import json
 import os
 
@@ -25,18 +20,18 @@ TEXTS = ["the apple and pair salad", "the apple and pear salad", "", "ça \U0001
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("char_lm_run")
-    workdir, export_dir = str(root / "work"), str(root / "saved_models")
-    common = ["--preset", "small", "--workdir", workdir, "-q"]
-    assert main(TASK, ["train", *common]) == 0
+def run(small_run, tmp_path_factory):
+    """The shared small run (trained and exported once per session), evaluated on a
+    held-out file with ``evaluate --data``."""
+    shared = small_run("char_lm")
+    root = tmp_path_factory.mktemp("char_lm_eval")
     held_out = root / "held_out.txt"
     held_out.write_text(data.load_corpus()[20000:24000], encoding="utf-8")
-    assert main(TASK, ["evaluate", *common, "--data", str(held_out)]) == 0
-    assert main(TASK, ["export", *common, "--export-dir", export_dir]) == 0
-    model, config, meta = train.load_trained(workdir, CharLMConfig)
-    return {"workdir": workdir, "export_dir": export_dir, "model": model, "config": config,
-            "meta": meta, "version_dir": os.path.join(export_dir, "char_lm", "1")}
+    assert main(TASK, ["evaluate", "--preset", "small", "--workdir", shared["workdir"], "-q",
+                       "--data", str(held_out), "--out", str(root / "eval")]) == 0
+    model, config, meta = train.load_trained(shared["workdir"], CharLMConfig)
+    return {**shared, "eval_dir": str(root / "eval"), "model": model, "config": config,
+            "meta": meta}
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +39,14 @@ def loaded(run):
     return tf.saved_model.load(run["version_dir"])
 
 
-def _needs_signatures(loaded):
-    if "generate" not in loaded.signatures:
-        pytest.skip("pipelines.common.export writes only serving_default(text) (no endpoints() hook yet)")
-
-
 def test_evaluate_reports_bits_per_char(run):
-    report = json.load(open(os.path.join(run["workdir"], "eval", "metrics.json")))
+    report = json.load(open(os.path.join(run["eval_dir"], "metrics.json")))
     assert report["bits_per_char"] == pytest.approx(report["nats_per_token"] / np.log(2))
     assert 0 < report["nats_per_token"] < np.log(len(run["meta"]["vocabulary"]))
     assert 'name: "char_lm"' in open(os.path.join(run["export_dir"], "models.config")).read()
 
 
 def test_generate_runs_without_project_code_and_equals_the_live_sampler(run, loaded):
-    _needs_signatures(loaded)
-    if "signature" not in inspect.signature(serving_check.run_export).parameters:
-        pytest.skip("serving_check.run_export has no signature= argument yet")
     inputs = {"prompts": PROMPTS, "max_length": 25, "temperature": 0.9, "top_k": 10, "seed": 4}
     child = serving_check.run_export(run["version_dir"], inputs, signature="generate")
     assert child["blocked"] == {"zoo": True, "pipelines": True} and child["modules"] == []
@@ -73,7 +60,6 @@ def test_generate_runs_without_project_code_and_equals_the_live_sampler(run, loa
 
 
 def test_serving_default_is_generate(loaded):
-    _needs_signatures(loaded)
     assert set(loaded.signatures) == {"serving_default", "generate", "score"}
     for name in ("serving_default", "generate"):
         inputs = loaded.signatures[name].structured_input_signature[1]
@@ -82,7 +68,6 @@ def test_serving_default_is_generate(loaded):
 
 
 def test_score_signature_equals_the_live_scores(run, loaded):
-    _needs_signatures(loaded)
     out = loaded.signatures["score"](texts=tf.constant(TEXTS))
     out = {k: v.numpy() for k, v in out.items()}
     live = sample.score(run["model"], run["meta"], TEXTS)
@@ -93,8 +78,7 @@ def test_score_signature_equals_the_live_scores(run, loaded):
 
 
 def test_score_and_sample_commands(run, capsys):
-    if not getattr(TASK, "commands", None):
-        pytest.skip("pipelines.common.task.Task has no commands field yet")
+    assert set(TASK.commands) == {"score", "sample"}
     common = ["--preset", "small", "--workdir", run["workdir"]]
     capsys.readouterr()
     assert main(TASK, ["score", *common, "pair", "pear"]) == 0

@@ -1,6 +1,4 @@
-"""Shared fixtures: one small sentiment run trained once per test session."""
-
-import os
+"""Shared fixtures: the small sentiment run (tests/conftest.py trains it once)."""
 
 import pytest
 
@@ -13,19 +11,7 @@ def run_cli(task, *argv):
 
 
 @pytest.fixture(scope="session")
-def sentiment_run(tmp_path_factory):
-    """Trains, evaluates and exports the small sentiment preset once.
-
-    Returns a dict with ``workdir``, ``export_dir`` and the export ``version_dir``.
-    """
-    from pipelines.sentiment import TASK
-
-    root = tmp_path_factory.mktemp("sentiment_run")
-    workdir, export_dir = str(root / "work"), str(root / "saved_models")
-    code = run_cli(TASK, "--preset", "small", "--workdir", workdir, "--export-dir", export_dir, "-q")
-    assert code == 0
-    return {
-        "workdir": workdir,
-        "export_dir": export_dir,
-        "version_dir": os.path.join(export_dir, "sentiment", "1"),
-    }
+def sentiment_run(small_run):
+    """The small sentiment preset trained, evaluated and exported once (shared with the
+    contract test). Returns a dict with ``workdir``, ``export_dir`` and ``version_dir``."""
+    return small_run("sentiment")

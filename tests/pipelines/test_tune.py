@@ -11,9 +11,10 @@ def test_tune_records_best_and_resumes(tmp_path, capsys):
     workdir = str(tmp_path / "work")
     args = ["tune", "--preset", "small", "--workdir", workdir, "--set", "max_examples=200",
             "--set", "epochs=1", "--tuner", "random", "-q",
-            # Pinned to the cheapest models to keep the test short.
+            # Pinned to cheap models to keep the test short; units to a value other than
+            # the preset's (8), so the check below fails if --fix is ignored.
             "--fix", "cell=simplified_gru", "--fix", "num_layers=1", "--fix", "bidirectional=false",
-            "--fix", "units=8"]
+            "--fix", "units=16"]
     assert run_cli(TASK, *args, "--max-trials", "1") == 0
     out = os.path.join(workdir, "tune", "random")
     best = json.load(open(os.path.join(out, "best_hyperparameters.json")))
@@ -33,7 +34,11 @@ def test_tune_records_best_and_resumes(tmp_path, capsys):
     assert len(trials) == 2 and set(first_trials) <= set(trials)
     assert "2 trials; best val_accuracy" in capsys.readouterr().out
     best_config = json.load(open(os.path.join(out, "best_config.json")))
-    assert best_config["cell"] == "simplified_gru" and best_config["units"] == 8
+    assert TASK.presets["small"].units == 8 and TASK.presets["small"].cell != "simplified_gru"
+    assert best_config["cell"] == "simplified_gru" and best_config["units"] == 16
+    for trial in trials:  # every trial ran with the pinned values
+        values = json.load(open(os.path.join(out, trial, "trial.json")))["hyperparameters"]["values"]
+        assert (values["cell"], values["units"], values["num_layers"]) == ("simplified_gru", 16, 1)
 
     # No new trial is needed; the best config is trained and exported.
     export_dir = str(tmp_path / "saved_models")
