@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from pipelines.common import data as common
 from pipelines.common import textio
-from pipelines.common.data import PAD, PAD_ID, UNK, UNK_ID
+from pipelines.common.data import PAD, PAD_ID, UNK, UNK_ID  # PAD_ID: model.py reads data.PAD_ID
 from pipelines.common.textio import DataError
 
 EOS = "<eos>"

@@ -34,7 +34,6 @@ import collections
 import importlib.resources
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from pipelines.common import data as common
