@@ -2,23 +2,26 @@
 ``small`` (tests)."""
 
 import dataclasses
-from typing import Optional
+from typing import Literal
+
+from pipelines.common.config import BaseConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class CharLMConfig:
-    # Data. ``data``: "embedded" (pydoc_data.topics, the Python documentation prose) or
-    # one or more UTF-8 text files separated by commas, concatenated and split by
-    # position: the first 1 - valid_fraction of the characters train.
-    data: str = "embedded"
-    train_file: Optional[str] = None  # with valid_file: explicit splits instead
-    valid_file: Optional[str] = None
-    test_file: Optional[str] = None
-    valid_fraction: float = 0.1
+class CharLMConfig(BaseConfig):
+    """Inherited (``pipelines.common.config``): data, train_file + valid_file (explicit
+    splits instead), test_file, valid_fraction 0.1, cell "lstm", num_layers 1,
+    learning_rate 2e-3, batch_size 64, epochs 10, patience 3, seed 0; and the defaults
+    changed here.
+
+    ``data``: "embedded" (pydoc_data.topics, the Python documentation prose) or one or
+    more UTF-8 text files separated by commas, concatenated and split by position: the
+    first 1 - valid_fraction of the characters train."""
+
     max_chars: int = 0  # 0 = the whole corpus; else only its first max_chars (tests)
     # Tokens: "char" (every character, case kept) or "word" (lowercased words and
     # punctuation, <eos> at sentence ends, the vocab_size most frequent, <unk> for the rest).
-    level: str = "char"
+    level: Literal["char", "word"] = "char"
     vocab_size: int = 10000  # includes the 3 reserved ids (start/padding, [UNK], <eos>)
     # Windows of the token stream; carry_state: truncated BPTT, the state of batch k
     # starts batch k+1 (the batches are then laid out as contiguous rows).
@@ -26,18 +29,11 @@ class CharLMConfig:
     carry_state: bool = False
     # Model: embedding -> zoo recurrent layers -> per-step softmax.
     embedding_dim: int = 64
-    cell: str = "lstm"
     units: int = 256
-    num_layers: int = 1
     dropout: float = 0.1
     # Optimization.
-    learning_rate: float = 2e-3
     clipnorm: float = 5.0  # global gradient norm clipping (exploding gradients)
-    batch_size: int = 64
-    epochs: int = 10
     steps_per_epoch: int = 0  # 0 = one pass over the training windows
-    patience: int = 3
-    seed: int = 0
     # Samples shown after training.
     sample_length: int = 300
     temperature: float = 0.8

@@ -27,7 +27,8 @@ Data: by default the Python documentation prose that ships with every Python
 installation (``pydoc_data.topics``, about 465,000 characters of English). Bring your
 own: one or more plain-text UTF-8 files (e.g. tiny-shakespeare); they are
 concatenated, and the first ``1 - valid_fraction`` of the characters train, the rest
-validate (the nanoGPT convention).
+validate (the nanoGPT convention). A missing, empty or undecodable file, or a text too
+short for one window, raises ``DataError`` naming the file.
 """
 
 import collections
@@ -36,29 +37,27 @@ import re
 import numpy as np
 import tensorflow as tf
 
-PAD = ""
-UNK = "[UNK]"
+from pipelines.common import data as common
+from pipelines.common import textio
+from pipelines.common.data import PAD, PAD_ID, UNK, UNK_ID  # PAD_ID: model.py reads data.PAD_ID
+from pipelines.common.textio import DataError
+
 EOS = "<eos>"
 RESERVED = (PAD, UNK, EOS)  # ids 0, 1, 2
-PAD_ID, UNK_ID, EOS_ID = 0, 1, 2
+EOS_ID = 2
 LEVELS = ("char", "word")
 _EOS_MARK = "\x1e"  # record separator: survives punctuation splitting as its own token
 
 
 def load_corpus(paths=()):
-    """The corpus as one string: the given UTF-8 files concatenated, or pydoc_data.topics."""
+    """The corpus as one string: the given UTF-8 files concatenated, or pydoc_data.topics.
+    Raises DataError for a missing, empty or undecodable file."""
     if not paths:
         from pydoc_data.topics import topics
 
         return "\n\n".join(topics[key].strip() for key in sorted(topics)) + "\n"
-    texts = []
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            texts.append(f.read())
-    text = "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
-    if not text.strip():
-        raise ValueError(f"The corpus is empty. Received: paths={list(paths)}")
-    return text
+    texts = [textio.read_text(path) for path in paths]
+    return "\n\n".join(t.rstrip("\n") for t in texts) + "\n"
 
 
 def split_corpus(text, valid_fraction=0.1):
@@ -119,20 +118,16 @@ def _not_last(ragged):
 
 
 def build_vocabulary(text, level, max_size=10_000):
-    """Token list for ``text``: RESERVED, then the ``max_size`` most frequent tokens
-    (ties by first appearance). ``max_size`` counts the whole list including RESERVED."""
+    """Token list for ``text``: RESERVED, then the most frequent tokens (ties
+    alphabetical). ``max_size`` (None: no limit) counts the whole list including RESERVED."""
     if max_size is not None and max_size <= len(RESERVED):
         raise ValueError(f"Expected max_size > {len(RESERVED)}. Received: max_size={max_size!r}")
     counts = collections.Counter()
     for chunk in _token_batches(text, level, lambda tokens: tokens):
         counts.update(chunk.tolist())
-    counts = collections.Counter({t.decode("utf-8"): n for t, n in counts.items()})
-    for token in RESERVED:
-        counts.pop(token, None)
-    ranked = [token for token, _ in counts.most_common()]
-    if max_size is not None:
-        ranked = ranked[: max_size - len(RESERVED)]
-    return list(RESERVED) + ranked
+    counts = {t.decode("utf-8"): n for t, n in counts.items()}
+    max_tokens = len(counts) if max_size is None else max_size - len(RESERVED)
+    return common.build_vocabulary(counts, max_tokens, reserved=RESERVED)
 
 
 def make_vectorizer(vocabulary):
@@ -218,7 +213,8 @@ def detokenize(tokens, level):
 
 
 def read_text(config, spec):
-    """The text of a data spec: "embedded" or comma-separated UTF-8 file paths."""
+    """The text of a data spec: "embedded" or comma-separated UTF-8 file paths
+    (DataError for a missing, empty or undecodable file)."""
     paths = () if spec == "embedded" else [p for p in spec.split(",") if p.strip()]
     text = load_corpus(paths)
     return text[: config.max_chars] if config.max_chars else text
@@ -232,20 +228,23 @@ def make_datasets(config, meta=None):
     """
     from pipelines.common.task import Datasets
 
-    if config.level not in LEVELS:
-        raise ValueError(f"Expected level in {LEVELS}. Received: level={config.level!r}")
-    if config.train_file:
-        if not config.valid_file:
-            raise ValueError("train_file needs valid_file too (or use data=FILE to split one file).")
+    if config.train_file or config.valid_file:
+        if not (config.train_file and config.valid_file):
+            raise DataError(config.train_file or config.valid_file,
+                            "--train needs --valid too (or --data FILE to split one file)")
         train_text, valid_text = read_text(config, config.train_file), read_text(config, config.valid_file)
+        train_source, valid_source = config.train_file, config.valid_file
     else:
         train_text, valid_text = split_corpus(read_text(config, config.data), config.valid_fraction)
+        train_source = valid_source = config.data
     if meta is None:
         vocabulary = build_vocabulary(train_text, config.level, config.vocab_size)
         meta = {"level": config.level, "vocabulary": vocabulary}
     vectorizer = make_vectorizer(meta["vocabulary"])
     train_ids = token_stream(train_text, config.level, vectorizer)
     valid_ids = token_stream(valid_text, config.level, vectorizer)
+    _check_length(train_ids, train_source, "training", config, config.carry_state)
+    _check_length(valid_ids, valid_source, "validation", config)
     train = make_dataset(train_ids, config.window, config.batch_size, shuffle=True,
                          seed=config.seed, carry_state=config.carry_state)
     if config.steps_per_epoch:
@@ -253,8 +252,9 @@ def make_datasets(config, meta=None):
     valid = make_dataset(valid_ids, config.window, config.batch_size)
     test = None
     if config.test_file:
-        test = make_dataset(token_stream(read_text(config, config.test_file), config.level, vectorizer),
-                            config.window, config.batch_size)
+        test_ids = token_stream(read_text(config, config.test_file), config.level, vectorizer)
+        _check_length(test_ids, config.test_file, "test", config)
+        test = make_dataset(test_ids, config.window, config.batch_size)
     unk = float(np.mean(train_ids == UNK_ID)) if len(train_ids) else 0.0
     sizes = {"train tokens": len(train_ids), "valid tokens": len(valid_ids),
              "vocabulary": len(meta["vocabulary"]), "train [UNK] %": round(100 * unk, 2)}
@@ -264,4 +264,17 @@ def make_datasets(config, meta=None):
 def read_split(config, meta, path):
     """(x, y) windows of the text file(s) ``path``, with the trained vocabulary."""
     ids = token_stream(read_text(config, path), meta["level"], make_vectorizer(meta["vocabulary"]))
+    _check_length(ids, path, "evaluation", config)
     return make_dataset(ids, config.window, config.batch_size)
+
+
+def _check_length(ids, source, part, config, carry_state=False):
+    """DataError naming ``source`` when ``ids`` fill no window (with ``carry_state``: no
+    ``batch_size`` rows of one window each)."""
+    need = config.window * (config.batch_size if carry_state else 1)
+    if len(ids) < need:
+        what = (f"{config.batch_size} rows of one window (carry_state)" if carry_state
+                else "one window")
+        raise DataError(source, f"corpus too short: the {part} text has {len(ids)} "
+                        f"{config.level} tokens, fewer than the {need} of {what} "
+                        "(lower --set window=... or bring more text)")

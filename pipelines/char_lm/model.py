@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.common import config as config_lib
 from pipelines.char_lm import data
 from pipelines.common.task import Endpoint
 from zoo import decoding
@@ -45,9 +46,7 @@ def build_model(config, meta):
     if config.carry_state:  # truncated BPTT: the state of batch k starts batch k+1
         model = lm.CarriedStateModel(model, config.batch_size, name="char_lm_tbptt")
     model.compile(
-        optimizer=keras.optimizers.Adam(
-            config.learning_rate, global_clipnorm=config.clipnorm or None
-        ),
+        optimizer=config_lib.adam(config, global_clipnorm=True),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     return model
@@ -57,8 +56,7 @@ def search_space(hp, config):
     """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters)."""
     return dataclasses.replace(
         config,
-        cell=hp.Choice("cell", ["rnn", "simplified_gru", "gru", "lstm", "peephole_lstm"],
-                       default=config.cell),
+        cell=config_lib.choose_cell(hp, config),
         units=hp.Choice("units", [64, 128, 256, 512], default=config.units),
         num_layers=hp.Int("num_layers", 1, 3, default=config.num_layers),
         dropout=hp.Float("dropout", 0.0, 0.5, step=0.1, default=config.dropout),

@@ -1,9 +1,15 @@
 """Frozen dataclass configs: presets, checked overrides, saving beside artifacts.
 
 A task's config is a frozen dataclass; its presets are instances. The command line
-changes fields with ``--set key=value``: unknown keys and values of the wrong type are
-refused with the list of valid keys. ``save``/``load`` write the resolved config as JSON
-next to every artifact so that later steps (evaluate, export) read it back.
+changes fields with ``--set key=value``: unknown keys, values of the wrong type and
+values outside a ``typing.Literal`` field's choices are refused, naming the valid keys
+or values. ``save``/``load`` write the resolved config as JSON next to every artifact
+so that later steps (evaluate, export) read it back.
+
+``BaseConfig`` holds the data, recurrent-model and optimisation fields every task has,
+``SplitConfig`` adds those of tasks that split labelled examples (sentiment, NER);
+a task config inherits one and redeclares a field to change its default. ``adam`` and
+``choose_cell`` are the compile and search-space pieces of those fields.
 """
 
 import dataclasses
@@ -11,10 +17,82 @@ import json
 import os
 import types
 import typing
+from typing import Literal, Optional
+
+# The zoo's cells (zoo.cells.CELLS, in that order: the keras-tuner search space's
+# order), named here so that reading a config does not import Keras.
+CELL_NAMES = ("rnn", "simplified_gru", "gru", "lstm", "peephole_lstm")
+Cell = Literal[CELL_NAMES]
 
 
 class ConfigError(ValueError):
     """A bad preset name, override key or override value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseConfig:
+    """The fields every task config has (the skeleton reads seed, epochs, patience and
+    the data fields). Enumerated fields (``Literal``) are checked on construction."""
+
+    # Data. ``data``: "embedded" (the task's bundled corpus) or a file; train_file +
+    # valid_file (+ test_file): explicit splits instead.
+    data: str = "embedded"
+    train_file: Optional[str] = None
+    valid_file: Optional[str] = None
+    test_file: Optional[str] = None
+    valid_fraction: float = 0.1
+    vocab_size: int = 20000
+    # Model: a zoo recurrent stack.
+    cell: Cell = "lstm"
+    units: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+    # Optimisation: Adam, gradients clipped to norm clipnorm (0 = off), early stopping
+    # after `patience` epochs without improvement.
+    learning_rate: float = 2e-3
+    clipnorm: float = 1.0
+    batch_size: int = 64
+    epochs: int = 10
+    patience: int = 3
+    seed: int = 0
+
+    def __post_init__(self):
+        for name, tp in typing.get_type_hints(type(self)).items():
+            if _choices(tp):
+                check_value(getattr(self, name), tp, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig(BaseConfig):
+    """``BaseConfig`` and the fields of tasks whose labelled examples are split and
+    vectorized word by word (sentiment, NER)."""
+
+    # --data FILE is split deterministically (seeded); max_examples > 0 keeps a seeded
+    # subset of that many examples in all (tests); "tfds:NAME" reads from tfds_data_dir.
+    test_fraction: float = 0.1
+    max_examples: int = 0
+    tfds_data_dir: Optional[str] = None
+    min_count: int = 2  # rarer words become [UNK], so the model learns what [UNK] means
+    max_length: int = 64  # words per example (longer ones are truncated or cut)
+    word_dropout: float = 0.1  # training words replaced by [UNK]
+
+
+def adam(config, learning_rate=None, global_clipnorm=False):
+    """``keras.optimizers.Adam`` at ``learning_rate`` (default ``config.learning_rate``;
+    a schedule works too) clipping each gradient's norm to ``config.clipnorm`` (0 = no
+    clipping), or with ``global_clipnorm`` the norm of all gradients together."""
+    import keras
+
+    clip = config.clipnorm or None
+    rate = config.learning_rate if learning_rate is None else learning_rate
+    if global_clipnorm:
+        return keras.optimizers.Adam(rate, global_clipnorm=clip)
+    return keras.optimizers.Adam(rate, clipnorm=clip)
+
+
+def choose_cell(hp, config):
+    """keras-tuner's choice of a zoo cell (``CELL_NAMES``), ``config.cell`` by default."""
+    return hp.Choice("cell", list(CELL_NAMES), default=config.cell)
 
 
 def from_preset(presets, name):
@@ -27,7 +105,7 @@ def override(config, pairs=(), **values):
     """``config`` with fields replaced from ``"key=value"`` strings and keyword values.
 
     String values are parsed by the field's annotated type (int, float, bool, str,
-    tuples of those, Optional of those). Raises ConfigError naming the key and value.
+    Literal choices, tuples of those, Optional of those). Raises ConfigError naming the key and value.
     """
     fields = {f.name: f for f in dataclasses.fields(config)}
     hints = typing.get_type_hints(type(config))
@@ -50,6 +128,16 @@ def _check_key(key, fields):
         raise ConfigError(f"Unknown config key {key!r}. Valid keys: {', '.join(sorted(fields))}.")
 
 
+def _choices(tp):
+    """The values of a ``Literal`` (or ``Optional[Literal]``) type; () for other types."""
+    base, _ = _unwrap_optional(tp)
+    return typing.get_args(base) if typing.get_origin(base) is Literal else ()
+
+
+def _refuse_choice(key, choices, received):
+    return ConfigError(f"Config key {key!r} expects one of {sorted(choices)}. Received: {received!r}")
+
+
 def _unwrap_optional(tp):
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
@@ -67,6 +155,11 @@ def parse_value(text, tp, key):
         (item,) = typing.get_args(base)[:1]
         parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
         return tuple(parse_value(p.strip(), item, key) for p in parts)
+    choices = _choices(base)
+    if choices:
+        if text not in choices:
+            raise _refuse_choice(key, choices, text)
+        return text
     try:
         if base is bool:
             lowered = text.lower()
@@ -96,6 +189,11 @@ def check_value(value, tp, key):
             raise ConfigError(f"Config key {key!r} expects a tuple. Received: {value!r}")
         (item,) = typing.get_args(base)[:1]
         return tuple(check_value(v, item, key) for v in value)
+    choices = _choices(base)
+    if choices:
+        if not isinstance(value, str) or value not in choices:
+            raise _refuse_choice(key, choices, value)
+        return value
     ok = (
         isinstance(value, bool)
         if base is bool

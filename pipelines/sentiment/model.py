@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines.common import config as config_lib
 from pipelines.common import export
 from pipelines.common.metrics import classification_report
 from pipelines.sentiment import data
@@ -63,7 +64,7 @@ def build_model(config, meta):
         learning_rate = keras.optimizers.schedules.ExponentialDecay(
             config.learning_rate, decay_steps=steps, decay_rate=config.lr_decay)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=config.clipnorm or None),
+        optimizer=config_lib.adam(config, learning_rate),
         loss=loss,
         metrics=["accuracy"],
     )
@@ -88,8 +89,7 @@ def search_space(hp, config):
     """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters)."""
     return dataclasses.replace(
         config,
-        cell=hp.Choice("cell", ["rnn", "simplified_gru", "gru", "lstm", "peephole_lstm"],
-                       default=config.cell),
+        cell=config_lib.choose_cell(hp, config),
         units=hp.Choice("units", sorted({16, 32, 64, 128, config.units}), default=config.units),
         num_layers=hp.Int("num_layers", 1, 2, default=config.num_layers),
         bidirectional=hp.Boolean("bidirectional", default=config.bidirectional),

@@ -93,3 +93,55 @@ def test_default_corpus_is_real_prose():
 def test_detokenize_words_closes_punctuation():
     tokens = tf.ragged.constant([["hello", ",", "world", "!"]])
     assert data.detokenize(tokens, "word").numpy()[0].decode() == "hello, world!"
+
+
+# ------------------------------------------------------------ data errors: one line each
+
+ERRORS = [
+    ("zero.txt", b"", "{path}: the file is empty"),
+    ("bad.txt", b"\xff\xfe", "{path}:1: column 1: bytes b'\\xff' are not valid utf-8 "
+                             "(convert the file to UTF-8)"),
+    ("two.txt", b"ab", "{path}: corpus too short: the training text has 2 char tokens, fewer "
+                       "than the 32 of one window (lower --set window=... or bring more text)"),
+    ("missing.txt", None, "{path}: no such file"),
+]
+
+
+@pytest.mark.parametrize("name, content, message", ERRORS)
+def test_bad_corpus_files_are_data_errors_naming_the_file(tmp_path, capsys, name, content, message):
+    import dataclasses
+
+    from pipelines.char_lm import TASK
+    from pipelines.char_lm.config import PRESETS
+    from pipelines.common.cli import main
+    from pipelines.common.textio import DataError
+
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    expected = message.format(path=path)
+    with pytest.raises(DataError) as e:
+        data.make_datasets(dataclasses.replace(PRESETS["small"], data=str(path)))
+    assert str(e.value) == expected
+    code = main(TASK, ["train", "--preset", "small", "--data", str(path),
+                       "--workdir", str(tmp_path / "w"), "-q"])
+    assert code == 2 and capsys.readouterr().err == f"error: {expected}\n"
+
+
+def test_too_short_for_carried_rows_and_a_lone_train_file(tmp_path):
+    import dataclasses
+
+    from pipelines.char_lm.config import PRESETS
+    from pipelines.common.textio import DataError
+
+    path = tmp_path / "short.txt"
+    path.write_text("x" * 200, encoding="utf-8")
+    config = dataclasses.replace(PRESETS["small"], data=str(path), carry_state=True)
+    with pytest.raises(DataError) as e:
+        data.make_datasets(config)
+    assert str(e.value) == (f"{path}: corpus too short: the training text has 180 char tokens, "
+                            "fewer than the 512 of 16 rows of one window (carry_state) "
+                            "(lower --set window=... or bring more text)")
+    with pytest.raises(DataError) as e:
+        data.make_datasets(dataclasses.replace(PRESETS["small"], train_file=str(path)))
+    assert str(e.value) == f"{path}: --train needs --valid too (or --data FILE to split one file)"

@@ -163,3 +163,49 @@ def test_person_target_is_binary():
     meta = data.build_meta(corpus, config)
     assert meta["labels"] == ["O", "PER"]
     assert data.label_ids(corpus, meta, config, "f") == [[1, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.conll", None, "{path}: no such file"),
+    ("empty.conll", b"", "{path}: the file is empty"),
+    ("blank.conll", b"\n \n\n", "{path}: the file is empty"),
+    ("bad.conll", b"EU B-ORG\nrejects O\nM\xfcnchen B-LOC\n",
+     "{path}:3: column 2: bytes b'\\xfc' are not valid utf-8 (convert the file to UTF-8)"),
+    ("docstart.conll", b"-DOCSTART- O\n\n",
+     "{path}: no sentences (expected token lines, blank lines between sentences)"),
+])
+def test_data_errors_are_one_cli_line_and_exit_2(tmp_path, capsys, name, content, message):
+    from pipelines.common.cli import main
+    from pipelines.ner import TASK
+
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    expected = message.format(path=path)
+    with pytest.raises(DataError) as e:
+        data.make_datasets(dataclasses.replace(SMALL, data=str(path), max_examples=0))
+    assert str(e.value) == expected
+    code = main(TASK, ["train", "--preset", "small", "--data", str(path),
+                       "--workdir", str(tmp_path / "w"), "-q"])
+    assert code == 2 and capsys.readouterr().err == f"error: {expected}\n"
+
+
+def test_word_dropout_is_seeded_and_only_on_training_batches(tmp_path):
+    import tensorflow as tf
+
+    config = dataclasses.replace(SMALL, word_dropout=0.3, seed=2)
+
+    def train_words(config):
+        tf.random.set_seed(None)  # as in a fresh process
+        made = data.make_datasets(config)
+        return [x["words"].numpy() for x, _ in made.train], made
+
+    first, made = train_words(config)
+    again, _ = train_words(config)
+    assert len(first) == len(again) and all(np.array_equal(a, b) for a, b in zip(first, again))
+    plain, _ = train_words(dataclasses.replace(config, word_dropout=0.0))
+    words = np.concatenate([w.ravel() for w in plain])
+    dropped = np.concatenate([w.ravel() for w in first])
+    real = words > 1
+    assert np.all(dropped[~real] == words[~real]) and np.all(dropped[dropped != words] == 1)
+    assert 0.25 < np.mean(dropped[real] == 1) < 0.35

@@ -1,6 +1,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from pipelines.common import config as config_lib
@@ -45,3 +46,139 @@ def test_save_and_load_round_trip(tmp_path):
     config_lib.save(config, str(path))
     assert json.loads(path.read_text())["labels"] == ["a", "b"]
     assert config_lib.load(SentimentConfig, str(path)) == config
+
+
+# ------------------------------------------------------- enumerated fields and the base
+
+
+def _task_configs():
+    from pipelines.char_lm.config import CharLMConfig
+    from pipelines.ner.config import NerConfig
+
+    return [SentimentConfig, NerConfig, CharLMConfig]
+
+
+def test_every_task_config_inherits_the_base_fields():
+    for cls in _task_configs():
+        assert issubclass(cls, config_lib.BaseConfig)
+        names = [f.name for f in dataclasses.fields(cls)]
+        base = [f.name for f in dataclasses.fields(config_lib.BaseConfig)]
+        assert names[: len(base)] == base  # the shared fields first in config.json
+    assert SentimentConfig().cell == "gru" and SentimentConfig().clipnorm == 1.0
+    from pipelines.char_lm.config import CharLMConfig
+    from pipelines.ner.config import NerConfig
+
+    assert (NerConfig().clipnorm, NerConfig().max_length, NerConfig().word_dropout) == (5.0, 200, 0.05)
+    assert (CharLMConfig().units, CharLMConfig().vocab_size) == (256, 10000)
+
+
+def test_the_cell_names_are_the_zoos():
+    import zoo.cells
+
+    assert config_lib.CELL_NAMES == tuple(zoo.cells.CELLS)
+
+
+@pytest.mark.parametrize("key, bad, allowed", [
+    ("cell", "transformer", "['gru', 'lstm', 'peephole_lstm', 'rnn', 'simplified_gru']"),
+    ("pooling", "sum", "['last', 'max', 'mean', 'mean_max']"),
+    ("format", "xml", "['csv', 'jsonl', 'sst', 'tsv']"),
+])
+def test_enumerated_values_are_refused_with_the_choices(key, bad, allowed):
+    message = f"Config key '{key}' expects one of {allowed}. Received: '{bad}'"
+    with pytest.raises(config_lib.ConfigError) as e:
+        config_lib.override(PRESETS["small"], [f"{key}={bad}"])
+    assert str(e.value) == message
+    with pytest.raises(config_lib.ConfigError) as e:
+        config_lib.override(PRESETS["small"], **{key: bad})
+    assert str(e.value) == message
+    with pytest.raises(config_lib.ConfigError) as e:  # set in code: refused on construction
+        dataclasses.replace(PRESETS["small"], **{key: bad})
+    assert str(e.value) == message
+
+
+def test_every_enumerated_field_of_every_task_is_checked():
+    import typing
+
+    seen = {}
+    for cls in _task_configs():
+        for name, tp in typing.get_type_hints(cls).items():
+            choices = config_lib._choices(tp)
+            if not choices:
+                continue
+            seen[(cls.__name__, name)] = sorted(choices)
+            for value in choices:  # each allowed value parses
+                assert getattr(config_lib.override(cls(), [f"{name}={value}"]), name) == value
+            with pytest.raises(config_lib.ConfigError,
+                               match=rf"^Config key '{name}' expects one of .*Received: 'bogus'$"):
+                config_lib.override(cls(), [f"{name}=bogus"])
+    assert seen == {
+        ("SentimentConfig", "cell"): sorted(config_lib.CELL_NAMES),
+        ("SentimentConfig", "format"): ["csv", "jsonl", "sst", "tsv"],
+        ("SentimentConfig", "pooling"): ["last", "max", "mean", "mean_max"],
+        ("NerConfig", "cell"): sorted(config_lib.CELL_NAMES),
+        ("NerConfig", "tag_scheme"): ["auto", "bio", "iobes"],
+        ("NerConfig", "on_error"): ["repair", "report"],
+        ("NerConfig", "target"): ["person", "tags"],
+        ("NerConfig", "train_scheme"): ["bio", "iobes"],
+        ("NerConfig", "char_encoder"): ["cnn", "none", "rnn"],
+        ("NerConfig", "head"): ["crf", "softmax"],
+        ("CharLMConfig", "cell"): sorted(config_lib.CELL_NAMES),
+        ("CharLMConfig", "level"): ["char", "word"],
+    }
+
+
+def test_optional_enumerated_field_takes_none():
+    assert config_lib.override(PRESETS["small"], ["format=sst"]).format == "sst"
+    assert config_lib.override(PRESETS["small"], ["format=none"]).format is None
+
+
+def test_load_refuses_a_saved_value_outside_the_choices(tmp_path):
+    from pipelines.char_lm.config import CharLMConfig
+
+    path = tmp_path / "config.json"
+    config_lib.save(CharLMConfig(), str(path))
+    saved = json.loads(path.read_text())
+    assert list(saved)[:3] == ["data", "train_file", "valid_file"] and saved["level"] == "char"
+    path.write_text(json.dumps({**saved, "level": "byte"}))
+    with pytest.raises(config_lib.ConfigError,
+                       match=r"^Config key 'level' expects one of \['char', 'word'\]\. "
+                             r"Received: 'byte'$"):
+        config_lib.load(CharLMConfig, str(path))
+
+
+@pytest.mark.parametrize("task_name, key, value", [
+    ("sentiment", "cell", "transformer"), ("sentiment", "pooling", "sum"),
+    ("char_lm", "level", "byte"), ("ner", "head", "hmm"),
+])
+def test_cli_refuses_a_bad_choice_in_one_line(tmp_path, capsys, task_name, key, value):
+    import importlib
+
+    from pipelines.common.cli import main
+
+    task = importlib.import_module(f"pipelines.{task_name}").TASK
+    code = main(task, ["train", "--preset", "small", "--set", f"{key}={value}",
+                       "--workdir", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: Config key '{key}' expects one of [")
+    assert err.endswith(f"Received: '{value}'\n") and err.count("\n") == 1
+
+
+def test_adam_clips_each_gradient_or_all_together():
+    config = PRESETS["small"]
+    opt = config_lib.adam(config)
+    assert (opt.clipnorm, opt.global_clipnorm) == (1.0, None)
+    np.testing.assert_allclose(float(opt.learning_rate), config.learning_rate, rtol=1e-6)
+    opt = config_lib.adam(dataclasses.replace(config, clipnorm=5.0), 1e-3, global_clipnorm=True)
+    assert (opt.clipnorm, opt.global_clipnorm) == (None, 5.0)
+    np.testing.assert_allclose(float(opt.learning_rate), 1e-3, rtol=1e-6)
+    assert config_lib.adam(dataclasses.replace(config, clipnorm=0.0)).clipnorm is None
+
+
+def test_choose_cell_offers_every_cell_with_the_config_default():
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    assert config_lib.choose_cell(hp, PRESETS["small"]) == "gru"
+    assert hp.get("cell") == "gru"
+    assert list(hp.space[0].values) == list(config_lib.CELL_NAMES)

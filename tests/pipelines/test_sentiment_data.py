@@ -211,3 +211,27 @@ def test_confidence_options_are_ignored_for_other_data(tmp_path):
                                                    confidence_weight=True))
     assert other.sizes == plain.sizes
     assert len(next(iter(other.train))) == 2  # no sample weights
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.csv", None, "{path}: no such file"),
+    ("empty.csv", b"", "{path}: the file is empty"),
+    ("bad.csv", b"text,label\nok,pos\nbad \xff\xfe,neg\n",
+     "{path}:3: column 5: bytes b'\\xff' are not valid utf-8 (convert the file to UTF-8)"),
+    ("bad.txt", b"\xff\xfe", "{path}:1: column 1: bytes b'\\xff' are not valid utf-8 "
+                             "(convert the file to UTF-8)"),
+])
+def test_data_errors_are_one_cli_line_and_exit_2(tmp_path, capsys, name, content, message):
+    from pipelines.common.cli import main
+    from pipelines.sentiment import TASK
+
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    expected = message.format(path=path)
+    with pytest.raises(DataError) as e:
+        data.make_datasets(small(data=str(path), max_examples=0))
+    assert str(e.value) == expected
+    code = main(TASK, ["train", "--preset", "small", "--data", str(path),
+                       "--workdir", str(tmp_path / "w"), "-q"])
+    assert code == 2 and capsys.readouterr().err == f"error: {expected}\n"
