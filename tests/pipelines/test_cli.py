@@ -4,6 +4,8 @@ import io
 import json
 import os
 
+import pytest
+
 from pipelines.sentiment import TASK
 from tests.pipelines.conftest import run_cli
 
@@ -74,3 +76,36 @@ def test_export_subcommand_adds_a_version(sentiment_run, tmp_path):
 def test_missing_run_is_a_clear_error(tmp_path, capsys):
     assert run_cli(TASK, "export", "--workdir", str(tmp_path / "none")) == 2
     assert "run `train` first" in capsys.readouterr().err
+
+
+def test_a_task_declares_its_own_data_flags(tmp_path):
+    """A task with source/target files names its flags; the CLI sets those fields."""
+    import dataclasses
+
+    from pipelines.common.cli import build_parser, resolve_config
+
+    pairs = dataclasses.replace(TASK, data_flags={
+        "source-file": ("train_file", "sentences in the source language"),
+        "target-file": ("valid_file", "their translations, line by line"),
+    })
+    args = build_parser(pairs).parse_args(
+        ["train", "--source-file", "a.txt", "--target-file", "b.txt"])
+    config = resolve_config(pairs, args)
+    assert (config.train_file, config.valid_file) == ("a.txt", "b.txt")
+    with pytest.raises(SystemExit) as exit_info:  # --data is not a flag of this task
+        build_parser(pairs).parse_args(["train", "--data", "x.csv"])
+    assert exit_info.value.code == 2
+    with pytest.raises(ValueError, match=r"data_flags name config fields \['pairs_file'\]"):
+        dataclasses.replace(TASK, data_flags={"pairs": ("pairs_file", "?")})
+
+
+def test_predict_bad_input_is_one_error_line(sentiment_run, tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"ok\ncaf\xe9\n")
+    assert run_cli(TASK, "predict", "--export-dir", sentiment_run["export_dir"],
+                   "--file", str(bad)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bad}:2: column 4: bytes b'\\xe9'")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert run_cli(TASK, "predict", "--export-dir", sentiment_run["export_dir"]) == 2
+    assert capsys.readouterr().err.strip() == "error: Nothing to predict: stdin was empty."

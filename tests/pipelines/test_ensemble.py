@@ -32,7 +32,7 @@ def test_ensemble_averages_its_members_and_exports(tmp_path):
     np.testing.assert_allclose(model.predict_on_batch(ids), (p1 + p2) / 2, rtol=1e-5, atol=1e-6)
 
     texts = ["what a great idea", ""]
-    rows = export.predict(os.path.join(export_dir, "sentiment", "1"), texts)
+    rows = export.predict(os.path.join(export_dir, "sentiment", "1"), {"text": np.array(texts, object)})
     served = np.stack([row["probabilities"] for row in rows])
     from pipelines.sentiment import data
 
