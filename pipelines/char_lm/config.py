@@ -2,9 +2,9 @@
 ``small`` (tests)."""
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
-from pipelines.common.config import BaseConfig
+from pipelines.common.config import AtLeast1, BaseConfig, NonNegative, Range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,27 +18,27 @@ class CharLMConfig(BaseConfig):
     more UTF-8 text files separated by commas, concatenated and split by position: the
     first 1 - valid_fraction of the characters train."""
 
-    max_chars: int = 0  # 0 = the whole corpus; else only its first max_chars (tests)
+    max_chars: Annotated[int, NonNegative] = 0  # 0 = the whole corpus; else only its first max_chars (tests)
     # Tokens: "char" (every character, case kept) or "word" (lowercased words and
     # punctuation, <eos> at sentence ends, the vocab_size most frequent, <unk> for the rest).
     level: Literal["char", "word"] = "char"
     vocab_size: int = 10000  # includes the 3 reserved ids (start/padding, [UNK], <eos>)
     # Windows of the token stream; carry_state: truncated BPTT, the state of batch k
     # starts batch k+1 (the batches are then laid out as contiguous rows).
-    window: int = 100
+    window: Annotated[int, AtLeast1] = 100
     carry_state: bool = False
     # Model: embedding -> zoo recurrent layers -> per-step softmax.
-    embedding_dim: int = 64
+    embedding_dim: Annotated[int, AtLeast1] = 64
     units: int = 256
     dropout: float = 0.1
     # Optimization.
     clipnorm: float = 5.0  # global gradient norm clipping (exploding gradients)
-    steps_per_epoch: int = 0  # 0 = one pass over the training windows
+    steps_per_epoch: Annotated[int, NonNegative] = 0  # 0 = one pass over the training windows
     # Samples shown after training.
-    sample_length: int = 300
-    temperature: float = 0.8
-    top_k: int = 0
-    top_p: float = 1.0
+    sample_length: Annotated[int, NonNegative] = 300
+    temperature: Annotated[float, NonNegative] = 0.8
+    top_k: Annotated[int, NonNegative] = 0
+    top_p: Annotated[float, Range(0, 1, low_open=True)] = 1.0
 
 
 PRESETS = {

@@ -17,7 +17,7 @@ import json
 import os
 import types
 import typing
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 # The zoo's cells (zoo.cells.CELLS, in that order: the keras-tuner search space's
 # order), named here so that reading a config does not import Keras.
@@ -27,6 +27,61 @@ Cell = Literal[CELL_NAMES]
 
 class ConfigError(ValueError):
     """A bad preset name, override key or override value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a number field accepts, declared with the field:
+    ``dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.0`` is [0, 1).
+    ``None`` leaves a side unbounded."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __str__(self):
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return (f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+    def contains(self, value):
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return value == value  # NaN is in no range
+
+
+def ranges(config_class):
+    """{field: Range} declared for the fields of ``config_class`` or of a base class (a
+    subclass that redeclares a field to change its default keeps the base's range)."""
+    found = {}
+    for klass in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        for name, tp in typing.get_type_hints(klass, include_extras=True).items():
+            for limit in getattr(tp, "__metadata__", ()):
+                if isinstance(limit, Range):
+                    found[name] = limit
+    return found
+
+
+def check_ranges(config):
+    """Raises ConfigError for a field outside its declared ``Range``."""
+    for name, limit in ranges(type(config)).items():
+        value = getattr(config, name)
+        if value is not None and not limit.contains(value):
+            raise ConfigError(f"Config key {name!r} expects a value {limit}. Received: {value!r}")
+
+
+AtLeast1 = Range(1)
+NonNegative = Range(0)
+Positive = Range(0, low_open=True)
+Fraction = Range(0, 1, high_open=True)  # [0, 1): dropout rates, split fractions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,26 +95,27 @@ class BaseConfig:
     train_file: Optional[str] = None
     valid_file: Optional[str] = None
     test_file: Optional[str] = None
-    valid_fraction: float = 0.1
-    vocab_size: int = 20000
+    valid_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.1
+    vocab_size: Annotated[int, Range(3)] = 20000
     # Model: a zoo recurrent stack.
     cell: Cell = "lstm"
-    units: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
+    units: Annotated[int, AtLeast1] = 64
+    num_layers: Annotated[int, AtLeast1] = 1
+    dropout: Annotated[float, Fraction] = 0.0
     # Optimisation: Adam, gradients clipped to norm clipnorm (0 = off), early stopping
-    # after `patience` epochs without improvement.
-    learning_rate: float = 2e-3
-    clipnorm: float = 1.0
-    batch_size: int = 64
-    epochs: int = 10
-    patience: int = 3
+    # after `patience` epochs without improvement (0 = never stop early).
+    learning_rate: Annotated[float, Positive] = 2e-3
+    clipnorm: Annotated[float, NonNegative] = 1.0
+    batch_size: Annotated[int, AtLeast1] = 64
+    epochs: Annotated[int, AtLeast1] = 10
+    patience: Annotated[int, NonNegative] = 3
     seed: int = 0
 
     def __post_init__(self):
         for name, tp in typing.get_type_hints(type(self)).items():
             if _choices(tp):
                 check_value(getattr(self, name), tp, name)
+        check_ranges(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +125,12 @@ class SplitConfig(BaseConfig):
 
     # --data FILE is split deterministically (seeded); max_examples > 0 keeps a seeded
     # subset of that many examples in all (tests); "tfds:NAME" reads from tfds_data_dir.
-    test_fraction: float = 0.1
-    max_examples: int = 0
+    test_fraction: Annotated[float, Fraction] = 0.1
+    max_examples: Annotated[int, NonNegative] = 0
     tfds_data_dir: Optional[str] = None
-    min_count: int = 2  # rarer words become [UNK], so the model learns what [UNK] means
-    max_length: int = 64  # words per example (longer ones are truncated or cut)
-    word_dropout: float = 0.1  # training words replaced by [UNK]
+    min_count: Annotated[int, AtLeast1] = 2  # rarer words become [UNK], so the model learns what [UNK] means
+    max_length: Annotated[int, AtLeast1] = 64  # words per example (longer ones are truncated or cut)
+    word_dropout: Annotated[float, Fraction] = 0.1  # training words replaced by [UNK]
 
 
 def adam(config, learning_rate=None, global_clipnorm=False):

@@ -3,9 +3,9 @@ framing: y<t> = 1 for words of a person's name, sigmoid per step) and ``conll`` 
 CoNLL-2003 benchmark model)."""
 
 import dataclasses
-from typing import Literal
+from typing import Annotated, Literal
 
-from pipelines.common.config import SplitConfig
+from pipelines.common.config import AtLeast1, Fraction, Range, SplitConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,19 +28,19 @@ class NerConfig(SplitConfig):
     # Token representation: word embedding (most frequent words, singletons -> [UNK]) and
     # a per-word character encoder (unseen words still get a vector).
     vocab_size: int = 30000
-    char_vocab_size: int = 200
-    max_word_chars: int = 20
+    char_vocab_size: Annotated[int, Range(3)] = 200
+    max_word_chars: Annotated[int, AtLeast1] = 20
     max_length: int = 200  # training sentences longer than this are cut into pieces
-    serve_max_tokens: int = 400  # the export tags at most this many tokens per sentence
-    word_dim: int = 100
-    char_dim: int = 25
-    char_features: int = 50
+    serve_max_tokens: Annotated[int, AtLeast1] = 400  # the export tags at most this many tokens per sentence
+    word_dim: Annotated[int, AtLeast1] = 100
+    char_dim: Annotated[int, AtLeast1] = 25
+    char_features: Annotated[int, AtLeast1] = 50
     char_encoder: Literal["cnn", "rnn", "none"] = "cnn"
     word_dropout: float = 0.05  # training words replaced by [UNK]
     # Model: bidirectional zoo RNN stack and a softmax or CRF head.
     units: int = 100
     dropout: float = 0.5
-    embedding_dropout: float = 0.5
+    embedding_dropout: Annotated[float, Fraction] = 0.5
     head: Literal["crf", "softmax"] = "crf"  # (sigmoid is implied by target="person")
     # Optimization.
     clipnorm: float = 5.0

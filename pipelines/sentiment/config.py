@@ -1,9 +1,9 @@
 """Sentiment configs: ``default`` (the main job) and ``small`` (tests)."""
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pipelines.common.config import Cell, SplitConfig
+from pipelines.common.config import AtLeast1, Cell, Fraction, NonNegative, Range, SplitConfig
 
 Pooling = Literal["last", "max", "mean", "mean_max"]
 
@@ -27,29 +27,29 @@ class SentimentConfig(SplitConfig):
     # rows), on the training rows only: drop rows below min_confidence; with
     # confidence_weight, scale each row's loss by its confidence. Empty = missing_confidence.
     # Ignored for other data (no confidence column).
-    min_confidence: float = 0.0  # the default preset uses 0.5 (better on valid)
+    min_confidence: Annotated[float, Range(0, 1)] = 0.0  # the default preset uses 0.5 (better on valid)
     confidence_weight: bool = False
-    missing_confidence: float = 1.0
+    missing_confidence: Annotated[float, Range(0, 1)] = 1.0
     # Model: embedding -> zoo recurrent stack -> pooling over time -> softmax.
-    embedding_dim: int = 128
+    embedding_dim: Annotated[int, AtLeast1] = 128
     cell: Cell = "gru"
     bidirectional: bool = True
     dropout: float = 0.4
-    embedding_dropout: float = 0.3
+    embedding_dropout: Annotated[float, Fraction] = 0.3
     pooling: Pooling = "max"  # over the unmasked steps (mean_max: both, concatenated)
     # > 0: a bag of the words and hashed word n-grams (n <= ngram_max), ngram_dim wide,
     # averaged and concatenated to the pooled RNN output (fastText features).
-    ngram_buckets: int = 0  # the default preset uses 50,000 (better on valid)
-    ngram_dim: int = 64
-    ngram_max: int = 2
+    ngram_buckets: Annotated[int, NonNegative] = 0  # the default preset uses 50,000 (better on valid)
+    ngram_dim: Annotated[int, AtLeast1] = 64
+    ngram_max: Annotated[int, AtLeast1] = 2
     # Optimization.
-    lr_decay: float = 1.0  # the learning rate is multiplied by this over each epoch (smoothly)
-    label_smoothing: float = 0.0  # targets (1 - ε) one-hot + ε / K
+    lr_decay: Annotated[float, Range(0, 1, low_open=True)] = 1.0  # the learning rate is multiplied by this over each epoch (smoothly)
+    label_smoothing: Annotated[float, Fraction] = 0.0  # targets (1 - ε) one-hot + ε / K
     epochs: int = 3  # the tweets overfit after 2-3 epochs; the best epoch is kept
     patience: int = 1
     # > 1: train that many models (seeds seed, seed+1, ...) one after the other and
     # average their probabilities (one exported model; pipelines.common.train).
-    ensemble: int = 1
+    ensemble: Annotated[int, AtLeast1] = 1
 
 
 PRESETS = {

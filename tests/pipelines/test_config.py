@@ -182,3 +182,31 @@ def test_choose_cell_offers_every_cell_with_the_config_default():
     assert config_lib.choose_cell(hp, PRESETS["small"]) == "gru"
     assert hp.get("cell") == "gru"
     assert list(hp.space[0].values) == list(config_lib.CELL_NAMES)
+
+
+def test_values_outside_a_declared_range_are_refused_when_set():
+    import math
+
+    from pipelines.common import config as config_lib
+    from pipelines.sentiment.config import PRESETS
+
+    small = PRESETS["small"]
+    for pair, message in [
+        ("batch_size=0", "Config key 'batch_size' expects a value >= 1. Received: 0"),
+        ("dropout=1", "Config key 'dropout' expects a value [0, 1). Received: 1.0"),
+        ("dropout=-0.1", "Config key 'dropout' expects a value [0, 1). Received: -0.1"),
+        ("learning_rate=0", "Config key 'learning_rate' expects a value > 0. Received: 0.0"),
+        ("learning_rate=nan", "Config key 'learning_rate' expects a value > 0. Received: nan"),
+        ("valid_fraction=1", "Config key 'valid_fraction' expects a value (0, 1). Received: 1.0"),
+        ("lr_decay=1.5", "Config key 'lr_decay' expects a value (0, 1]. Received: 1.5"),
+    ]:
+        with pytest.raises(config_lib.ConfigError) as info:
+            config_lib.override(small, [pair])
+        assert str(info.value) == message
+    # The edges of the ranges are accepted; a subclass redeclaring a field keeps its range.
+    edge = config_lib.override(small, ["dropout=0", "patience=0", "lr_decay=1", "clipnorm=0"])
+    assert (edge.dropout, edge.patience, edge.lr_decay, edge.clipnorm) == (0.0, 0, 1.0, 0.0)
+    assert "dropout" in type(small).__annotations__  # sentiment redeclares dropout's default
+    with pytest.raises(config_lib.ConfigError):
+        dataclasses.replace(small, dropout=2.0)
+    assert not config_lib.Range(0, 1).contains(math.nan)

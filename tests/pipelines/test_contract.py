@@ -132,6 +132,11 @@ def test_bad_input_gives_one_error_line_and_exit_code_2(name, tmp_path, capsys):
     line = _one_error_line(capsys, "train", *common, "--set", f"{field}=not-a-choice", task=task)
     assert field in line and "not-a-choice" in line and str(sorted(allowed))[1:-1] in line
 
+    for pair, message in [("epochs=0", "Config key 'epochs' expects a value >= 1. Received: 0"),
+                          ("dropout=1.5", "Config key 'dropout' expects a value [0, 1). Received: 1.5")]:
+        assert _one_error_line(capsys, "train", *common, "--set", pair, task=task) == \
+            f"error: {message}"
+
     line = _one_error_line(capsys, "predict", "--model", str(tmp_path / "nowhere"),
                            "--text", "x", task=task)
     assert "nowhere" in line
