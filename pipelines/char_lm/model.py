@@ -57,7 +57,7 @@ def search_space(hp, config):
     return dataclasses.replace(
         config,
         cell=config_lib.choose_cell(hp, config),
-        units=hp.Choice("units", [64, 128, 256, 512], default=config.units),
+        units=hp.Choice("units", sorted({64, 128, 256, 512, config.units}), default=config.units),
         num_layers=hp.Int("num_layers", 1, 3, default=config.num_layers),
         dropout=hp.Float("dropout", 0.0, 0.5, step=0.1, default=config.dropout),
         learning_rate=hp.Float("learning_rate", 5e-4, 1e-2, sampling="log",

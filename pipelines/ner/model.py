@@ -55,7 +55,7 @@ def search_space(hp, config):
     return dataclasses.replace(
         config,
         cell=config_lib.choose_cell(hp, config),
-        units=hp.Choice("units", [32, 64, 100, 200], default=config.units),
+        units=hp.Choice("units", sorted({32, 64, 100, 200, config.units}), default=config.units),
         num_layers=hp.Int("num_layers", 1, 2, default=config.num_layers),
         char_encoder=hp.Choice("char_encoder", ["cnn", "rnn", "none"], default=config.char_encoder),
         head=hp.Choice("head", ["crf", "softmax"], default=config.head),

@@ -143,3 +143,16 @@ def test_bad_input_gives_one_error_line_and_exit_code_2(name, tmp_path, capsys):
     line = _one_error_line(capsys, "predict", "--export-dir", str(tmp_path / "none"),
                            "--text", "x", task=task)
     assert "No exported versions" in line
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_search_space_starts_at_every_preset(name):
+    """Fresh hyperparameters take their defaults: the search space gives each preset back
+    (a default outside the choices is a keras-tuner error at `tune --preset P`)."""
+    import keras_tuner as kt
+
+    task = _task(name)
+    for preset, config in task.presets.items():
+        hp = kt.HyperParameters()
+        assert task.search_space(hp, config) == config, preset
+        assert hp.values, preset
