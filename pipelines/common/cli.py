@@ -11,9 +11,14 @@ import os
 import sys
 import time
 
-from pipelines.common import config as config_lib
-from pipelines.common import distribute, distributed_tune
-from pipelines.common.textio import DataError
+# TensorFlow's C++ start-up lines (CPU features, absl) are hidden unless --verbose; this
+# must be set before TensorFlow is imported, which happens after this module's import.
+if "--verbose" not in sys.argv[1:]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pipelines.common import config as config_lib  # noqa: E402
+from pipelines.common import distribute, distributed_tune  # noqa: E402
+from pipelines.common.textio import DataError  # noqa: E402
 
 
 def build_parser(task):
@@ -31,6 +36,8 @@ def build_parser(task):
     common.add_argument("--export-dir", default="saved_models",
                         help="Serving base path (default %(default)s)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and C++ log lines (hidden by default)")
     data = argparse.ArgumentParser(add_help=False)
     for flag, (_, help_text) in task.data_flags.items():
         data.add_argument(f"--{flag}", dest=flag, help=help_text)
@@ -68,8 +75,6 @@ def build_parser(task):
 
 def main(task, argv=None):
     """Runs the CLI of ``task`` on ``argv`` (default sys.argv[1:]). Returns the exit code."""
-    from pipelines.common.train import ResumeError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
@@ -77,9 +82,22 @@ def main(task, argv=None):
     try:
         command = COMMANDS.get(args.command) or task.commands[args.command][1]
         return command(task, args)
-    except (DataError, config_lib.ConfigError, ResumeError, UsageError, FileNotFoundError) as e:
+    except Exception as e:  # noqa: BLE001 -- the user's mistakes end in one line
+        if not isinstance(e, _user_errors()):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def _user_errors():
+    """The exceptions that are the user's to fix: printed as one line, exit code 2.
+    (train's ResumeError counts only once train is imported: no TensorFlow import for
+    a run that ends before training.)"""
+    errors = [DataError, config_lib.ConfigError, UsageError, FileNotFoundError]
+    train = sys.modules.get("pipelines.common.train")
+    if train is not None:
+        errors.append(train.ResumeError)
+    return tuple(errors)
 
 
 class UsageError(ValueError):

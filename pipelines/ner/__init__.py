@@ -1,22 +1,25 @@
 """Named-entity recognition: tokens -> a tag per token (many-to-many, same length).
-``TASK`` is what ``pipelines.common`` runs."""
+``TASK`` is what ``pipelines.common`` runs; its model and data functions are imported
+when first called (``task.lazy``: ``--help`` does not wait for TensorFlow)."""
 
 from pipelines.common import inputs
-from pipelines.common.task import Task
-from pipelines.ner import config, data, model
+from pipelines.common.task import ReportView, Task, lazy
+from pipelines.ner import config
+
+_DATA, _MODEL = "pipelines.ner.data", "pipelines.ner.model"
 
 TASK = Task(
     name="ner",
     presets=config.PRESETS,
-    make_datasets=data.make_datasets,
-    read_split=data.read_split,
-    build_model=model.build_model,
-    search_space=model.search_space,
-    serving_model=model.serving_model,
-    evaluate=model.evaluate,
-    report=model.REPORT,
+    make_datasets=lazy(_DATA, "make_datasets"),
+    read_split=lazy(_DATA, "read_split"),
+    build_model=lazy(_MODEL, "build_model"),
+    search_space=lazy(_MODEL, "search_space"),
+    serving_model=lazy(_MODEL, "serving_model"),
+    evaluate=lazy(_MODEL, "evaluate"),
+    report=ReportView(format=lazy(_MODEL, "format_report")),
     predict_input=inputs.text_lines("text"),
-    example_inputs=model.example_inputs,
-    format_prediction=model.format_prediction,
+    example_inputs=lazy(_MODEL, "example_inputs"),
+    format_prediction=lazy(_MODEL, "format_prediction"),
     monitor="val_loss",
 )

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from pipelines.common import config as config_lib
 from pipelines.common import export
-from pipelines.common.task import Endpoint, ReportView
+from pipelines.common.task import Endpoint
 from pipelines.ner import data
 from pipelines.ner import tags as tag_lib
 from zoo.builders.sequence_tagger import build_sequence_tagger, decode, tagger_loss
@@ -152,7 +152,6 @@ def format_report(report):
     return "\n".join(lines)
 
 
-REPORT = ReportView(format=format_report)
 
 
 # ----------------------------------------------------------------------------- serving
