@@ -62,6 +62,7 @@ def export(serving_model, base, task_name, config=None, meta=None):
 
     task_dir = os.path.join(base, task_name)
     os.makedirs(task_dir, exist_ok=True)
+    remove_stale_partials(task_dir)
     tmp = os.path.join(task_dir, f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     archive = keras.export.ExportArchive()
@@ -90,6 +91,31 @@ def export(serving_model, base, task_name, config=None, meta=None):
                 raise
     write_models_config(base)
     return final
+
+
+def remove_stale_partials(task_dir):
+    """Deletes the ``.tmp-<pid>`` directories of exports whose process is gone (killed
+    while writing); a live writer's directory is left alone. Returns the removed paths."""
+    removed = []
+    for name in os.listdir(task_dir):
+        pid = name[len(".tmp-"):]
+        if not (name.startswith(".tmp-") and pid.isdigit()) or _alive(int(pid)):
+            continue
+        shutil.rmtree(os.path.join(task_dir, name), ignore_errors=True)
+        removed.append(os.path.join(task_dir, name))
+    return removed
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _tensors(values, specs):
