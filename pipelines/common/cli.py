@@ -62,6 +62,9 @@ def build_parser(task):
     p.add_argument("--train-best", action="store_true",
                    help="then train the best config (in <workdir>/best) and export it")
     sub.add_parser("export", parents=[common], help="export the trained model for Serving")
+    sub.add_parser("config", parents=[common, data],
+                   help="print every config field of the preset (after --set) with its "
+                   "value, allowed values and meaning")
     p = sub.add_parser("predict", parents=[common], help="predict through the exported model")
     p.add_argument("--text", action="append", default=[], help="an input (repeatable)")
     p.add_argument("--file", action="append", default=[],
@@ -309,7 +312,17 @@ def cmd_run(task, args):
     return 0
 
 
+def cmd_config(task, args):
+    config = resolve_config(task, args)
+    base = task.presets[args.preset]
+    _say(args, f"[{task.name}] preset {args.preset}" + (" (* changed by the command line)"
+                                                        if config != base else ""))
+    _say(args, *config_lib.describe(config, base))
+    return 0
+
+
 COMMANDS = {
+    "config": cmd_config,
     "run": cmd_run,
     "train": cmd_train,
     "evaluate": cmd_evaluate,

@@ -151,6 +151,51 @@ def choose_cell(hp, config):
     return hp.Choice("cell", list(CELL_NAMES), default=config.cell)
 
 
+def field_comments(config_class):
+    """{field: its comment in the source}: the comment at the end of the field's line,
+    else the comment block just above it (the first field of a group)."""
+    import inspect
+    import re
+
+    comments = {}
+    for klass in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        block = []
+        for line in inspect.getsource(klass).splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                block.append(stripped.lstrip("# "))
+                continue
+            match = re.match(r"\s+(\w+)\s*:[^=]*=.*?(?:#\s*(.*))?$", line)
+            if match and match.group(1) in {f.name for f in dataclasses.fields(klass)}:
+                comment = match.group(2) or " ".join(block)
+                if comment or match.group(1) not in comments:
+                    comments[match.group(1)] = comment or ""
+            block = []
+    return comments
+
+
+def describe(config, base=None):
+    """Every field of ``config`` as text lines: name, value, allowed values or range,
+    and its comment; ``*`` marks the fields that differ from ``base``."""
+    hints = typing.get_type_hints(type(config))
+    limits = ranges(type(config))
+    comments = field_comments(type(config))
+    rows = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        choices = _choices(hints[field.name])
+        allowed = (f"one of {', '.join(choices)}" if choices else
+                   str(limits[field.name]) if field.name in limits else "")
+        changed = "*" if base is not None and getattr(base, field.name) != value else " "
+        rows.append((f"{changed}{field.name}", json.dumps(to_dict(config)[field.name]), allowed,
+                     comments.get(field.name, "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip()
+            for a, b, c, d in rows]
+
+
 def from_preset(presets, name):
     if name not in presets:
         raise ConfigError(f"Unknown preset {name!r}. Expected one of {sorted(presets)}.")

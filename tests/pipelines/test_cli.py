@@ -1,5 +1,6 @@
 """The shared CLI: subcommands, clear errors, evaluate outputs, predict inputs."""
 
+import dataclasses
 import io
 import json
 import os
@@ -109,3 +110,17 @@ def test_predict_bad_input_is_one_error_line(sentiment_run, tmp_path, capsys, mo
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert run_cli(TASK, "predict", "--export-dir", sentiment_run["export_dir"]) == 2
     assert capsys.readouterr().err.strip() == "error: Nothing to predict: stdin was empty."
+
+
+def test_config_command_lists_every_field_with_value_range_and_comment(capsys):
+    from pipelines.sentiment.config import SentimentConfig
+
+    assert run_cli(TASK, "config", "--preset", "small", "--set", "units=16") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "[sentiment] preset small (* changed by the command line)"
+    rows = {line[1:].split()[0]: line for line in lines[1:]}
+    assert set(rows) == {f.name for f in dataclasses.fields(SentimentConfig)}
+    assert rows["units"].startswith("*units") and rows["units"].split()[1] == "16"
+    assert all(line.startswith(" ") for name, line in rows.items() if name != "units")
+    assert "one of rnn, simplified_gru, gru, lstm, peephole_lstm" in rows["cell"]
+    assert "[0, 1)" in rows["dropout"] and "training words replaced by [UNK]" in rows["word_dropout"]
