@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.common import data as common
+from pipelines.common.config import ConfigError
 from pipelines.common.data import PAD, UNK
 from pipelines.common.task import Datasets
 from pipelines.common.textio import DataError, guess_format, read_table, read_text
@@ -313,6 +314,12 @@ def make_datasets(config, meta=None):
         if config.confidence_weight:
             weights = weight[keep]
     train_texts, train_labels, _ = splits["train"]
+    unlisted = sorted(set(train_labels) - set(config.labels)) if config.labels else []
+    if meta is None and unlisted:  # the setting is wrong, not the data
+        raise ConfigError(
+            f"Config key 'labels' lists {list(config.labels)}, but the training data has "
+            f"the labels {unlisted} too: list every label of the data, or leave labels "
+            "empty to take the data's.")
     if meta is None:
         meta = {"vocabulary": build_vocabulary(train_texts, config),
                 "labels": label_order(train_labels, config),

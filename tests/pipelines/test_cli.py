@@ -124,3 +124,15 @@ def test_config_command_lists_every_field_with_value_range_and_comment(capsys):
     assert all(line.startswith(" ") for name, line in rows.items() if name != "units")
     assert "one of rnn, simplified_gru, gru, lstm, peephole_lstm" in rows["cell"]
     assert "[0, 1)" in rows["dropout"] and "training words replaced by [UNK]" in rows["word_dropout"]
+
+
+def test_labels_setting_that_misses_the_data_labels_blames_the_setting(tmp_path, capsys):
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\n" + "".join(f"text {i},{'pos' if i % 2 else 'neg'}\n"
+                                             for i in range(40)))
+    assert run_cli(TASK, "train", "--preset", "small", "--data", str(path), "--set", "labels=a,b",
+                   "--workdir", str(tmp_path / "w")) == 2
+    assert capsys.readouterr().err == (
+        "error: Config key 'labels' lists ['a', 'b'], but the training data has the labels "
+        "['neg', 'pos'] too: list every label of the data, or leave labels empty to take "
+        "the data's.\n")
