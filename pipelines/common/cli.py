@@ -137,7 +137,7 @@ def _train(task, args, config, workdir):
     strategy = distribute.strategy_from_args(args)  # before any TensorFlow op
     datasets = task.make_datasets(config)
     sizes = ", ".join(f"{k} {v}" for k, v in datasets.sizes.items())
-    _say(args, f"[{task.name}] data: {sizes}; work directory {workdir}")
+    _say(args, f"[{task.name}] data: {sizes}; work directory {workdir}", *datasets.notes)
     model, info = distribute.fit(task, config, workdir, datasets, strategy,
                                  verbose=_verbose(args), fresh=getattr(args, "fresh", False))
     if info.get("loaded_members"):

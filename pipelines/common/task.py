@@ -37,7 +37,8 @@ class Datasets:
     ready for ``model.fit`` (``test`` may be None). ``meta`` is a JSON-able dict of
     everything learned from the training data that the model, the evaluation and the
     export need (vocabulary, label names...): it is saved beside the model and handed
-    back to every later step. ``sizes`` counts examples per split, for the log.
+    back to every later step. ``sizes`` counts examples per split, for the log;
+    ``notes`` are lines the user should read (what a repair mode changed).
     """
 
     train: Any
@@ -45,6 +46,7 @@ class Datasets:
     test: Any
     meta: Mapping[str, Any]
     sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    notes: Sequence[str] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -348,8 +348,12 @@ def make_datasets(config, meta=None):
                          meta, config, training=name == "train")
         for name, corpus in splits.items()
     }
+    repairs = list(dict.fromkeys(r for corpus in splits.values() for r in corpus.repairs))
+    notes = [f"on_error=repair changed {len(repairs)} line(s):", *(f"  {r}" for r in repairs[:10]),
+             *([f"  ... and {len(repairs) - 10} more"] if len(repairs) > 10 else [])
+             ] if repairs else []
     return Datasets(train=made["train"], valid=made["valid"], test=made.get("test"), meta=meta,
-                    sizes={k: len(v) for k, v in splits.items()})
+                    sizes={k: len(v) for k, v in splits.items()}, notes=notes)
 
 
 def read_split(config, meta, path):

@@ -1,6 +1,7 @@
 """NER data: CoNLL reading and its errors, the embedded tweets, TFDS conll2003, the tf.data chain."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -141,7 +142,7 @@ def test_tokenizer_splits_punctuation_keeps_urls_and_pads_empty():
 
 
 def test_tfds_conll2003_through_tfds_load(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
     config = dataclasses.replace(SMALL, data="tfds:conll2003", max_examples=0,
                                  tfds_data_dir=str(tmp_path))
     with tfds.testing.mock_data(num_examples=12):
@@ -151,6 +152,9 @@ def test_tfds_conll2003_through_tfds_load(tmp_path):
         made = data.make_datasets(dataclasses.replace(config, on_error="repair"))
     assert made.sizes == {"train": 12, "valid": 12, "test": 12}
     assert made.meta["repairs_total"] >= 1
+    changed = int(re.fullmatch(r"on_error=repair changed (\d+) line\(s\):", made.notes[0])[1])
+    assert changed >= made.meta["repairs_total"]  # the notes count every split's repairs
+    assert made.notes[1].startswith("  tfds:conll2003/train: example 0: ")
     names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
     assert set(made.meta["labels"]) <= set(names)
     x, y = next(iter(made.train))
