@@ -17,7 +17,7 @@ TASK = Task(
     search_space=lazy(_MODEL, "search_space"),
     serving_model=lazy(_MODEL, "serving_model"),
     evaluate=lazy(_MODEL, "evaluate"),
-    report=ReportView(format=lazy(_MODEL, "format_report")),
+    report=ReportView(format=lazy(_MODEL, "format_report"), draw=lazy(_MODEL, "draw_report")),
     predict_input=inputs.text_lines("text"),
     example_inputs=lazy(_MODEL, "example_inputs"),
     format_prediction=lazy(_MODEL, "format_prediction"),

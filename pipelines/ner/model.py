@@ -152,6 +152,33 @@ def format_report(report):
     return "\n".join(lines)
 
 
+def draw_report(report, out_dir, title):
+    """entity_f1.png: precision, recall and F1 per entity type and overall, as bars."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = {**report["per_type"], "overall": report["overall"]}
+    names = list(rows)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(2 + 0.7 * len(names), 4))
+    for k, metric in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (k - 1) * 0.27, [rows[n][metric] for n in names], width=0.27, label=metric)
+    ax.set_xticks(x, [f"{n}\n({rows[n]['support']})" for n in names], rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("entity-level score")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = os.path.join(out_dir, "entity_f1.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
+
+
 
 
 # ----------------------------------------------------------------------------- serving

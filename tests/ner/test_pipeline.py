@@ -86,6 +86,7 @@ def test_predict_and_evaluate_through_the_cli(ner_run, tmp_path, capsys):
                        "--data", str(good), "--out", str(out_dir), "-q"]) == 0
     report = json.load(open(out_dir / "metrics.json"))
     assert report["examples"] == 2 and report["overall"]["support"] == 2
+    assert (out_dir / "entity_f1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     bad = tmp_path / "bad.conll"
     bad.write_text("Obama B-person\nin\n", encoding="utf-8")
