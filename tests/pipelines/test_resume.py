@@ -131,3 +131,33 @@ def test_run_state_refuses_another_config_and_resumes(loop, small, tmp_path, mon
     values = [h[TASK.monitor] for h in history]
     assert info["best"] == max(values) and info["best_epoch"] == 1 + values.index(max(values))
     assert not os.path.exists(os.path.join(workdir, "checkpoint", "state.json"))
+
+
+def test_run_state_keeps_the_best_epoch_stops_on_patience_and_fresh_discards(tmp_path):
+    import types
+
+    from pipelines.common import train
+    from pipelines.sentiment import TASK
+
+    task = types.SimpleNamespace(monitor="val_loss", monitor_mode="min")
+    config = dataclasses.replace(TASK.presets["small"], epochs=6, patience=2)
+    workdir, meta = str(tmp_path), {"labels": ["a", "b"]}
+    state = train.RunState.open(task, config, workdir, meta)
+    stops = []
+    for loss in [0.9, 0.5, 0.5, 0.7]:  # the tie does not improve: 2 epochs without
+        stops.append(state.end_epoch({"val_loss": loss},
+                                     lambda path, loss=loss: open(path, "w").write(str(loss))))
+    assert stops == [False, False, False, True]
+    assert open(state.paths["best"]).read() == "0.5"
+    assert (state.best, state.best_epoch, state.wait) == (0.5, 2, 2)
+    with pytest.raises(ValueError, match=r"'val_loss' not in logs \['loss'\]"):
+        state.end_epoch({"loss": 1.0}, print)
+
+    again = train.RunState.open(task, config, workdir, meta)
+    assert (again.epoch, again.best_epoch, again.stopped, again.done) == (4, 2, True, True)
+    assert [h["val_loss"] for h in again.history] == [0.9, 0.5, 0.5, 0.7]
+    fresh = train.RunState.open(task, dataclasses.replace(config, units=4), workdir, meta,
+                                fresh=True)
+    assert (fresh.epoch, fresh.history, fresh.best) == (0, [], None)
+    assert os.listdir(fresh.paths["checkpoint"]) == []
+    assert json.load(open(fresh.paths["config"]))["units"] == 4
