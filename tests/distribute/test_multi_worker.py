@@ -50,7 +50,7 @@ def test_two_workers_train_together_like_one_process(tmp_path):
     assert run["workers"] == 2 and run["replicas"] == 2
     assert f"weights {run['last_weights_digest']}" in logs[1]  # identical weights
     history = json.load(open(work / "history.json"))
-    train_size = int(re.search(r"data: train (\d+)", logs[0]).group(1))
+    train_size = int(re.search(r"data: .*\btrain (\d+)", logs[0]).group(1))
     assert history[0]["examples"] == train_size  # every example once per epoch
     chief_share = run["examples_per_epoch_on_chief"][0]
     worker_share = int(logs[1].split("this worker: [")[1].split("]")[0])
