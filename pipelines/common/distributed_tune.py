@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from pipelines.common.distribute import DistributeError, answers, port_in_use, wait_for
+from pipelines.common.cluster import DistributeError, answers, port_in_use, wait_for
 
 VARIABLES = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 

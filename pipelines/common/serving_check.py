@@ -1,10 +1,12 @@
 """Loading an export the way TensorFlow Serving does, with no project code importable.
 
-``run_export(version_dir, inputs)`` starts a fresh Python process in which importing
-``zoo`` or ``pipelines`` raises (a ``sys.meta_path`` finder placed first, so even an
-editable install cannot reach them), with PYTHONPATH cleared, isolated mode and the
-working directory outside the repository. The child proves the block, then runs the
-inputs through the export twice:
+``run_export(version_dir, inputs)`` starts a fresh Python process,
+``python -m pipelines.common.serving_child`` (the working directory outside the
+repository, PYTHONPATH only the directory holding this ``pipelines``), in which
+importing ``zoo`` or ``pipelines`` raises: before TensorFlow is imported the child
+puts a ``sys.meta_path`` finder first (so even an editable install cannot reach them)
+and unloads the project modules that starting it with ``-m`` loaded. The child proves
+the block, then runs the inputs through the export twice:
 
 * TF1-style, as Serving does: ``tf.compat.v1.saved_model.loader.load`` into a
   session and ``session.run`` on the SignatureDef's tensor names;
@@ -22,74 +24,16 @@ import tempfile
 
 BLOCKED = ("zoo", "pipelines")
 
-_CHILD = r'''
-import importlib.abc, json, sys
-
-BLOCKED = tuple(json.loads(sys.argv[1])["blocked"])
-
-class _Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"{name} is blocked: exports must run without project code")
-        return None
-
-sys.meta_path.insert(0, _Block())
-blocked = {}
-for name in BLOCKED:
-    try:
-        __import__(name)
-        blocked[name] = False
-    except ImportError:
-        blocked[name] = name not in sys.modules
-
-import os
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import numpy as np
-import tensorflow as tf
-
-args = json.loads(sys.argv[1])
-path, inputs, input_name = args["dir"], args["inputs"], args["input_name"]
-signature_name = args.get("signature", "serving_default")
-# One input (the list under input_name) or several ({input name: value}, scalars allowed).
-feeds = inputs if isinstance(inputs, dict) else {input_name: inputs}
-
-def plain(value):
-    value = np.asarray(value)
-    if value.dtype.kind in "SO":
-        decode = np.vectorize(lambda b: b.decode("utf-8") if isinstance(b, bytes) else b, otypes=[object])
-        return decode(value).tolist() if value.size else value.tolist()
-    return value.tolist()
-
-graph = tf.Graph()
-with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-    meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
-    signature = meta_graph.signature_def[signature_name]
-    feed = {signature.inputs[name].name: value for name, value in feeds.items()}
-    fetches = {key: info.name for key, info in signature.outputs.items()}
-    session_out = session.run(fetches, feed_dict=feed)
-    tensor_names = {"inputs": {k: v.name for k, v in signature.inputs.items()}, "outputs": fetches}
-
-loaded = tf.saved_model.load(path)
-serve = loaded.signatures[signature_name]
-specs = serve.structured_input_signature[1]
-eager_out = serve(**{name: tf.constant(value, specs[name].dtype) for name, value in feeds.items()})
-
-print("RESULT " + json.dumps({
-    "blocked": blocked,
-    "modules": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
-    "tensor_names": tensor_names,
-    "session": {k: plain(v) for k, v in session_out.items()},
-    "eager": {k: plain(v.numpy()) for k, v in eager_out.items()},
-}))
-'''
-
-
 class ServingCheckError(RuntimeError):
     """The child process failed to load or run the export."""
 
 
+# The directory holding the ``pipelines`` package, the child's only PYTHONPATH entry.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def clean_env():
-    """The environment for the child: no PYTHONPATH, quiet TensorFlow."""
+    """The environment for a child: no PYTHONPATH, quiet TensorFlow."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["CUDA_VISIBLE_DEVICES"] = ""
@@ -103,7 +47,10 @@ def run_export(version_dir, inputs, input_name="text", timeout=600, signature="s
     the SignatureDef to run.
 
     Returns a dict: ``blocked`` ({"zoo": True, "pipelines": True} when the block held),
-    ``modules`` (project modules found loaded: must be empty), ``tensor_names`` (of the
+    ``unloaded`` (the project modules loaded by starting the child, then removed),
+    ``probes`` ({module: the ImportError's message} for imports tried after the block,
+    None where one worked), ``modules`` (project modules found loaded after running
+    the export: must be empty), ``tensor_names`` (of the
     SignatureDef), and ``session`` / ``eager``: {output name: list} from the TF1
     session path and from ``tf.saved_model.load``. Raises ServingCheckError.
     """
@@ -114,10 +61,11 @@ def run_export(version_dir, inputs, input_name="text", timeout=600, signature="s
         "signature": signature,
         "blocked": list(BLOCKED),
     }
+    env = {**clean_env(), "PYTHONPATH": ROOT}
     with tempfile.TemporaryDirectory() as cwd:
         proc = subprocess.run(
-            [sys.executable, "-I", "-c", _CHILD, json.dumps(args)],
-            cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "-s", "-m", "pipelines.common.serving_child", json.dumps(args)],
+            cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
         )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):

@@ -3,17 +3,21 @@
 Work directory layout (``workdir``):
     config.json          the resolved config of the run
     meta.json            what the data step learned (vocabulary, labels)
-    checkpoint/          last.keras (model + optimizer), best.weights.h5, state.json
+    checkpoint/          state.json, best.weights.h5 and the loop's last checkpoint
+                         (last.keras: model + optimizer; backup/: the distributed loop's)
     logs/                TensorBoard
     model.keras          the finished model (best epoch's weights)
     history.json         per-epoch metrics
 
 A run killed at any moment (even SIGKILL) and started again with the same config
 continues after its last completed epoch: every checkpoint file is written aside and
-renamed into place, and state.json (the epoch counter) is renamed last.
+renamed into place, and state.json (the epoch counter) is renamed last. ``RunState``
+keeps that record for both training loops: ``fit`` here (``model.fit`` with the
+``EpochCheckpoint`` callback) and ``pipelines.common.distribute.fit_distributed``.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 import warnings
@@ -21,6 +25,9 @@ import warnings
 import keras
 
 from pipelines.common import config as config_lib
+
+# Which loop wrote a run's checkpoint: each resumes only its own.
+KERAS_LOOP, DISTRIBUTED_LOOP = "model.fit", "distributed"
 
 
 class ResumeError(ValueError):
@@ -34,6 +41,7 @@ def paths(workdir):
         "meta": os.path.join(workdir, "meta.json"),
         "checkpoint": ck,
         "last": os.path.join(ck, "last.keras"),
+        "backup": os.path.join(ck, "backup"),
         "best": os.path.join(ck, "best.weights.h5"),
         "state": os.path.join(ck, "state.json"),
         "logs": os.path.join(workdir, "logs"),
@@ -42,47 +50,177 @@ def paths(workdir):
     }
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model, optimizer and best weights after each epoch, atomically;
-    stops training after ``patience`` epochs without improvement of ``monitor``."""
+def save_atomically(save, path):
+    """``save(tmp)`` then renames tmp to ``path``: readers see the old file or the
+    new one, never a part. tmp keeps the suffix Keras checks (.keras, .weights.h5)."""
+    head, name = os.path.split(path)
+    stem, _, suffix = name.partition(".")
+    tmp = os.path.join(head, f"{stem}.tmp{os.getpid()}.{suffix}")
+    save(tmp)
+    os.replace(tmp, path)
 
-    def __init__(self, workdir, monitor, mode, patience, state=None):
-        super().__init__()
-        self.p = paths(workdir)
-        self.monitor, self.mode, self.patience = monitor, mode, patience
-        state = state or {}
-        self.best = state.get("best")
-        self.wait = state.get("wait", 0)
-        self.history = state.get("history", [])
 
-    def _improved(self, value):
+def check_same_run(where, config, meta, saved_config, saved_meta, what="run"):
+    """Raises ResumeError unless an unfinished ``what`` in ``where`` had this
+    ``config`` (a dataclass) and ``meta`` (what the data step learned); the message
+    names the keys that differ (config keys with both values)."""
+    new = config_lib.to_dict(config)
+    saved_config = saved_config or {}
+    changed = sorted(k for k in set(saved_config) | set(new)
+                     if saved_config.get(k, _MISSING) != new.get(k, _MISSING))
+    if changed:
+        detail = "; ".join(f"{k}: saved {_show(saved_config.get(k, _MISSING))}, "
+                           f"now {_show(new.get(k, _MISSING))}" for k in changed)
+        raise ResumeError(
+            f"{where} holds an unfinished {what} with a different config ({detail}). "
+            "Resume it with the same settings, or pass another --workdir, or --fresh to "
+            "discard it.")
+    new, saved_meta = _jsonable(meta), saved_meta or {}
+    changed = sorted(k for k in set(saved_meta) | set(new)
+                     if saved_meta.get(k, _MISSING) != new.get(k, _MISSING))
+    if changed:
+        raise ResumeError(
+            f"{where} holds an unfinished {what} on different data (its {', '.join(changed)} "
+            "differ). Pass another --workdir, or --fresh to discard it.")
+
+
+_MISSING = "<not set>"
+
+
+def _show(value, limit=60):
+    text = repr(value) if value is not _MISSING else value
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _jsonable(data):
+    return json.loads(json.dumps(dict(data)))
+
+
+class RunState:
+    """The record of one training run in ``workdir``, shared by both training loops.
+
+    ``checkpoint/state.json`` holds the completed ``epoch``s, their ``history`` (one
+    dict of logs per epoch), the ``best`` value of the task's monitored metric and its
+    ``best_epoch``, ``wait`` (epochs since the best), ``stopped`` (patience ran out)
+    and the ``loop`` that wrote it. After each epoch ``end_epoch`` writes, each aside
+    and renamed: the best weights (when the epoch improved), the loop's own last
+    checkpoint (model and optimizer), then state.json, the commit of the epoch. A
+    run killed before that last rename resumes after the epoch before.
+
+    Make one with ``RunState.open``; ``finish`` turns it into the finished model.
+    """
+
+    def __init__(self, workdir, monitor, mode, patience, epochs, loop, saved=None):
+        self.workdir, self.paths = workdir, paths(workdir)
+        self.monitor, self.mode, self.patience, self.epochs = monitor, mode, patience, epochs
+        self.loop = loop
+        saved = saved or {}
+        self.epoch = saved.get("epoch", 0)
+        self.history = list(saved.get("history", []))
+        self.best = saved.get("best")
+        self.best_epoch = saved.get("best_epoch")
+        self.wait = saved.get("wait", 0)
+        self.stopped = bool(saved.get("stopped", False))
+        self.resumed_from = self.epoch
+
+    @classmethod
+    def open(cls, task, config, workdir, meta, loop=KERAS_LOOP, fresh=False, writer=True):
+        """The state of the unfinished run in ``workdir`` if there is one (ResumeError
+        if it was of another config, data or loop), else of a new run. ``fresh``
+        discards an unfinished run. The ``writer`` (every process but the
+        non-chief workers of a cluster) starts a new run: deletes the checkpoint
+        directory and writes config.json and meta.json."""
+        p = paths(workdir)
+        saved = None
+        if not fresh and os.path.exists(p["state"]):
+            check_same_run(
+                p["checkpoint"], config, meta,
+                config_lib.read_json(p["config"]) if os.path.exists(p["config"]) else None,
+                config_lib.read_json(p["meta"]) if os.path.exists(p["meta"]) else None)
+            saved = config_lib.read_json(p["state"])
+            if saved.get("loop", KERAS_LOOP) != loop:
+                how = "with --distribute" if loop == KERAS_LOOP else "without --distribute"
+                raise ResumeError(
+                    f"{p['checkpoint']} holds an unfinished run trained {how} (the "
+                    f"{saved.get('loop', KERAS_LOOP)} loop): resume it the same way, or pass "
+                    "another --workdir, or --fresh to discard it.")
+        if saved is None and writer:
+            shutil.rmtree(p["checkpoint"], ignore_errors=True)
+            os.makedirs(p["checkpoint"])
+            config_lib.save(config, p["config"])
+            config_lib.write_json(p["meta"], dict(meta))
+        return cls(workdir, task.monitor, task.monitor_mode, config.patience, config.epochs,
+                   loop, saved)
+
+    @property
+    def done(self):
+        """True when no epoch is left to run (all run, or patience ran out)."""
+        return self.stopped or self.epoch >= self.epochs
+
+    def improved(self, value):
         if self.best is None:
             return True
         return value < self.best if self.mode == "min" else value > self.best
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items()}
+    def end_epoch(self, logs, save_best, save_last=None):
+        """Records epoch ``self.epoch + 1`` with its ``logs`` (the monitored metric
+        among them): ``save_best(path)`` writes the weights when the epoch improved
+        (written aside, renamed), then ``save_last()`` the loop's last checkpoint,
+        then state.json. Returns True when patience is exhausted (stop training)."""
         value = logs.get(self.monitor)
         if value is None:
             raise ValueError(f"Monitored metric {self.monitor!r} not in logs {sorted(logs)}")
-        if self._improved(value):
-            self.best, self.wait = value, 0
-            tmp = self.p["best"].replace(".weights.h5", ".tmp.weights.h5")
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.p["best"])
+        epoch = self.epoch + 1
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = float(value), epoch, 0
+            save_atomically(save_best, self.paths["best"])
         else:
             self.wait += 1
-        self.history.append({"epoch": epoch + 1, **logs})
-        tmp = self.p["last"].replace(".keras", ".tmp.keras")
-        self.model.save(tmp)
-        os.replace(tmp, self.p["last"])
-        stop = self.patience and self.wait >= self.patience
-        config_lib.write_json(
-            self.p["state"],
-            {"epoch": epoch + 1, "best": self.best, "wait": self.wait,
-             "stopped": bool(stop), "history": self.history},
-        )
-        if stop:
+        self.history.append({"epoch": epoch, **logs})
+        if save_last is not None:
+            save_last()
+        self.epoch = epoch
+        self.stopped = bool(self.patience) and self.wait >= self.patience
+        config_lib.write_json(self.paths["state"], {
+            "epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
+            "wait": self.wait, "stopped": self.stopped, "loop": self.loop,
+            "history": self.history})
+        return self.stopped
+
+    def finish(self, model):
+        """Loads the best weights into ``model``, saves it as model.keras and the
+        history as history.json, and ends the run (the next run here starts anew).
+        Returns the info dict of ``fit``."""
+        if not self.history:
+            raise ValueError(f"{self.workdir}: no epoch was run. Expected epochs > 0. "
+                             f"Received: epochs={self.epochs}")
+        model.load_weights(self.paths["best"])
+        save_atomically(model.save, self.paths["model"])
+        config_lib.write_json(self.paths["history"], self.history)
+        os.remove(self.paths["state"])
+        return {"history": self.history, "resumed_from": self.resumed_from,
+                "best": self.best, "best_epoch": self.best_epoch,
+                "epochs_run": len(self.history)}
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """``model.fit``'s end of epoch in the ``RunState``: the best weights, last.keras
+    (model + optimizer), state.json, each atomically; stops training after
+    ``patience`` epochs without improvement of the monitored metric."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+    @property
+    def history(self):
+        return self.state.history
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        last = self.state.paths["last"]
+        if self.state.end_epoch(logs, self.model.save_weights,
+                                lambda: save_atomically(self.model.save, last)):
             self.model.stop_training = True
 
 
@@ -91,30 +229,20 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
 
     Returns ``(model, info)``: the model holding the best epoch's weights, and a dict
     with ``history`` (list of per-epoch logs), ``resumed_from`` (epoch or 0),
-    ``best`` (the monitored value) and ``epochs_run``. ``fresh`` discards an
-    unfinished run instead of resuming it. A config with ``ensemble`` > 1 trains that
-    many members (``fit_ensemble``). (Distributed training runs its own loop:
-    ``pipelines.common.distribute.fit``.)
+    ``best`` (the monitored value), ``best_epoch`` and ``epochs_run``. ``fresh``
+    discards an unfinished run instead of resuming it. A config with ``ensemble`` > 1
+    trains that many members (``fit_ensemble``). (Distributed training runs its own
+    loop on the same ``RunState``: ``pipelines.common.distribute.fit``.)
     """
     if getattr(config, "ensemble", 1) > 1:
         return fit_ensemble(task, config, workdir, datasets, verbose, callbacks, fresh)
-    p = paths(workdir)
-    os.makedirs(p["checkpoint"], exist_ok=True)
-    state = None if fresh else _resumable_state(p, config, datasets.meta)
-    if state is None:
-        shutil.rmtree(p["checkpoint"])
-        os.makedirs(p["checkpoint"])
-        config_lib.save(config, p["config"])
-        config_lib.write_json(p["meta"], dict(datasets.meta))
+    state = RunState.open(task, config, workdir, datasets.meta, KERAS_LOOP, fresh)
+    if state.epoch:
+        model = keras.models.load_model(state.paths["last"])
+    else:
         keras.utils.set_random_seed(config.seed)
         model = task.build_model(config, datasets.meta)
-        initial_epoch = 0
-    else:
-        model = keras.models.load_model(p["last"])
-        initial_epoch = state["epoch"]
-    checkpoint = EpochCheckpoint(workdir, task.monitor, task.monitor_mode, config.patience, state)
-    done = state is not None and (state.get("stopped") or initial_epoch >= config.epochs)
-    if not done:
+    if not state.done:
         with warnings.catch_warnings():
             # tf.data inputs are shuffled in the chain; bucketed datasets have no length.
             warnings.filterwarnings("ignore", message=".*shuffle=True.*")
@@ -123,23 +251,12 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
                 datasets.train,
                 validation_data=datasets.valid,
                 epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=[checkpoint, keras.callbacks.TensorBoard(p["logs"]), *callbacks],
+                initial_epoch=state.epoch,
+                callbacks=[EpochCheckpoint(state), keras.callbacks.TensorBoard(state.paths["logs"]),
+                           *callbacks],
                 verbose=verbose,
             )
-    model.load_weights(p["best"])
-    tmp = p["model"].replace(".keras", ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, p["model"])
-    config_lib.write_json(p["history"], checkpoint.history)
-    # The run is complete: the next `train` with this workdir starts a new run.
-    os.remove(p["state"])
-    return model, {
-        "history": checkpoint.history,
-        "resumed_from": initial_epoch,
-        "best": checkpoint.best,
-        "epochs_run": len(checkpoint.history),
-    }
+    return model, state.finish(model)
 
 
 def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
@@ -162,16 +279,8 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
     state = None
     if not fresh and os.path.exists(state_path):
         state = config_lib.read_json(state_path)
-        if state["config"] != config_lib.to_dict(config):
-            raise ResumeError(
-                f"{workdir} holds an unfinished ensemble run with a different config. "
-                "Resume it with the same settings, or pass another --workdir, or --fresh."
-            )
-        if state["meta"] != _jsonable(datasets.meta):
-            raise ResumeError(
-                f"{workdir} holds an unfinished ensemble run on different data (its "
-                "vocabulary or labels differ). Pass another --workdir, or --fresh."
-            )
+        check_same_run(workdir, config, datasets.meta, state["config"], state["meta"],
+                       what="ensemble run")
     if state is None:
         state = {"config": config_lib.to_dict(config), "meta": _jsonable(datasets.meta),
                  "finished": []}
@@ -199,9 +308,7 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
         logs = model.evaluate(datasets.valid, return_dict=True, verbose=0)
     best = float(logs[task.monitor[len("val_"):]])
-    tmp = p["model"].replace(".keras", ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, p["model"])
+    save_atomically(model.save, p["model"])
     config_lib.save(config, p["config"])
     config_lib.write_json(p["meta"], dict(datasets.meta))
     history = {"members": [i["history"] for i in infos], "valid": logs}
@@ -215,35 +322,6 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
         "epochs_run": sum(len(i["history"]) for i in infos),
         "members": infos,
     }
-
-
-def _resumable_state(p, config, meta):
-    """The checkpoint state if the workdir holds an unfinished run of ``config``."""
-    if not (os.path.exists(p["state"]) and os.path.exists(p["last"])):
-        return None
-    saved = config_lib.read_json(p["config"]) if os.path.exists(p["config"]) else None
-    if saved != config_lib.to_dict(config):
-        changed = sorted(
-            k for k in set(saved or {}) | set(config_lib.to_dict(config))
-            if (saved or {}).get(k) != config_lib.to_dict(config).get(k)
-        )
-        raise ResumeError(
-            f"{p['checkpoint']} holds an unfinished run with a different config "
-            f"(differs in {changed}). Resume it with the same settings, or pass another "
-            "--workdir, or --fresh to discard it."
-        )
-    if config_lib.read_json(p["meta"]) != _jsonable(meta):
-        raise ResumeError(
-            f"{p['checkpoint']} holds an unfinished run on different data (its vocabulary "
-            "or labels differ). Pass another --workdir, or --fresh to discard it."
-        )
-    return config_lib.read_json(p["state"])
-
-
-def _jsonable(data):
-    import json
-
-    return json.loads(json.dumps(dict(data)))
 
 
 def load_trained(workdir, config_class):

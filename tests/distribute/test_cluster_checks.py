@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.common import distribute, distributed_tune
-from pipelines.common.distribute import DistributeError
-from tests.distribute import cluster
+from pipelines.common import cluster, distribute, distributed_tune
+from pipelines.common.cluster import DistributeError
+from tests.distribute import loopback
 
 
 def _config(**task):
@@ -21,10 +21,10 @@ def _config(**task):
 
 
 def test_parse_reads_roles():
-    c = distribute.parse_tf_config(_config(type="worker", index=1))
+    c = cluster.parse_tf_config(_config(type="worker", index=1))
     assert (c.num_workers, c.is_chief, c.rank, c.address) == (2, False, 1, "127.0.0.1:2002")
     assert c.peers == [("worker 0", "127.0.0.1:2001")]
-    chief = distribute.parse_tf_config(json.dumps(
+    chief = cluster.parse_tf_config(json.dumps(
         {"cluster": {"chief": ["h:1"], "worker": ["h:2"]}, "task": {"type": "chief", "index": 0}}))
     assert chief.is_chief and chief.num_workers == 2 and chief.rank == 0
 
@@ -51,7 +51,7 @@ def test_parse_reads_roles():
 ])
 def test_malformed_tf_config_is_named(text, expected):
     with pytest.raises(DistributeError, match="TF_CONFIG") as e:
-        distribute.parse_tf_config(text)
+        cluster.parse_tf_config(text)
     assert expected in str(e.value)
 
 
@@ -63,14 +63,14 @@ def test_port_in_use_is_refused_before_tensorflow_listens():
         env = {"TF_CONFIG": json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}", "127.0.0.1:1"]},
                                         "task": {"type": "worker", "index": 0}})}
         with pytest.raises(DistributeError, match=f"port {port} .* is in use"):
-            distribute.make_strategy("multi-worker", environ=env)
+            cluster.make_strategy("multi-worker", environ=env)
 
 
 def test_unknown_mode_and_misplaced_cpu_devices():
     with pytest.raises(DistributeError, match="Received: 'ring'"):
-        distribute.make_strategy("ring")
+        cluster.make_strategy("ring")
     with pytest.raises(DistributeError, match="--cpu-devices is for --distribute mirrored"):
-        distribute.make_strategy("none", cpu_devices=2)
+        cluster.make_strategy("none", cpu_devices=2)
 
 
 def test_cli_reports_bad_tf_config(monkeypatch, capsys, tmp_path):
@@ -157,7 +157,7 @@ def test_tuner_chief_port_in_use_and_silent_chief():
         with pytest.raises(DistributeError, match=f"port {port} .* in use"):
             distributed_tune.prepare(Args, environ=env)
     env = {"KERASTUNER_TUNER_ID": "tuner0", "KERASTUNER_ORACLE_IP": "127.0.0.1",
-           "KERASTUNER_ORACLE_PORT": str(cluster.free_port())}
+           "KERASTUNER_ORACLE_PORT": str(loopback.free_port())}
     with pytest.raises(DistributeError, match="did not answer within 2 s"):
         distributed_tune.prepare(Args, environ=env)
     with pytest.raises(DistributeError, match="pass --distributed"):
@@ -165,34 +165,34 @@ def test_tuner_chief_port_in_use_and_silent_chief():
 
 
 def test_rendezvous_names_the_silent_peer_in_bounded_time():
-    ports = [cluster.free_port(), cluster.free_port()]
-    c = distribute.parse_tf_config(cluster.tf_config(ports, 0))
+    ports = [loopback.free_port(), loopback.free_port()]
+    c = cluster.parse_tf_config(loopback.tf_config(ports, 0))
     started = time.monotonic()
     with pytest.raises(DistributeError, match=f"no answer within 1 s from worker 1 at "
                                               f"127.0.0.1:{ports[1]}"):
-        distribute.rendezvous(c, timeout=1)
+        cluster.rendezvous(c, timeout=1)
     assert time.monotonic() - started < 10
 
 
 def test_rendezvous_meets_a_peer_and_refuses_a_taken_port():
-    ports = [cluster.free_port(), cluster.free_port()]
+    ports = [loopback.free_port(), loopback.free_port()]
     with socket.socket() as peer:  # worker 1 is up (listening)
         peer.bind(("127.0.0.1", ports[1]))
         peer.listen()
-        distribute.rendezvous(distribute.parse_tf_config(cluster.tf_config(ports, 0)), 5)
+        cluster.rendezvous(cluster.parse_tf_config(loopback.tf_config(ports, 0)), 5)
         with pytest.raises(DistributeError, match=f"port {ports[1]} .* is in use"):
-            distribute.rendezvous(distribute.parse_tf_config(cluster.tf_config(ports, 1)), 5)
+            cluster.rendezvous(cluster.parse_tf_config(loopback.tf_config(ports, 1)), 5)
 
 
 def test_watchdog_kills_a_stuck_process_with_a_message():
-    code = ("import time; from pipelines.common import distribute as d\n"
+    code = ("import time; from pipelines.common import cluster as d\n"
             "with d.watchdog(30, 'quick'): pass\n"
             "print('passed the quick block', flush=True)\n"
             "with d.watchdog(1, 'worker 0: the cluster did not form', "
             "[('worker 1', '127.0.0.1:1')]): time.sleep(60)\n")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env=cluster.env(), cwd=cluster.ROOT)
+                          timeout=60, env=loopback.env(), cwd=loopback.ROOT)
     assert proc.returncode == -9 and "passed the quick block" in proc.stdout
     assert ("error: worker 0: the cluster did not form: no answer from worker 1 at "
             "127.0.0.1:1.") in proc.stderr

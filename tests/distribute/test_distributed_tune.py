@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.distribute import cluster
+from tests.distribute import loopback
 
 
 def _tune(workdir, *extra):
@@ -18,18 +18,18 @@ def _tune(workdir, *extra):
 
 @pytest.mark.slow
 def test_chief_and_two_workers_run_each_trial_once(tmp_path):
-    port = cluster.free_port()
+    port = loopback.free_port()
     work, export_dir = tmp_path / "work", tmp_path / "saved_models"
     oracle = dict(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port)
-    procs = [cluster.start(_tune(work, "--train-best", "--export-dir", str(export_dir)),
+    procs = [loopback.start(_tune(work, "--train-best", "--export-dir", str(export_dir)),
                            tmp_path / "chief.txt", KERASTUNER_TUNER_ID="chief", **oracle)]
-    procs += [cluster.start(_tune(work, "--connect-timeout", "120"), tmp_path / f"tuner{i}.txt",
+    procs += [loopback.start(_tune(work, "--connect-timeout", "120"), tmp_path / f"tuner{i}.txt",
                             KERASTUNER_TUNER_ID=f"tuner{i}", **oracle) for i in range(2)]
     try:
-        codes = cluster.wait_all(procs, timeout=600)
+        codes = loopback.wait_all(procs, timeout=600)
     finally:
-        cluster.kill(procs)
-    logs = {n: cluster.read(tmp_path / f"{n}.txt") for n in ("chief", "tuner0", "tuner1")}
+        loopback.kill(procs)
+    logs = {n: loopback.read(tmp_path / f"{n}.txt") for n in ("chief", "tuner0", "tuner1")}
     assert codes == [0, 0, 0], logs
     project = work / "tune" / "random"
     state = json.load(open(project / "oracle.json"))
@@ -46,14 +46,14 @@ def test_chief_and_two_workers_run_each_trial_once(tmp_path):
 
 def test_worker_without_chief_stops_in_bounded_time(tmp_path):
     started = time.monotonic()
-    proc = cluster.start(_tune(tmp_path / "work", "--connect-timeout", "3"),
+    proc = loopback.start(_tune(tmp_path / "work", "--connect-timeout", "3"),
                          tmp_path / "tuner0.txt", KERASTUNER_TUNER_ID="tuner0",
                          KERASTUNER_ORACLE_IP="127.0.0.1",
-                         KERASTUNER_ORACLE_PORT=cluster.free_port())
+                         KERASTUNER_ORACLE_PORT=loopback.free_port())
     try:
-        (code,) = cluster.wait_all([proc], timeout=120)
+        (code,) = loopback.wait_all([proc], timeout=120)
     finally:
-        cluster.kill([proc])
-    log = cluster.read(tmp_path / "tuner0.txt")
+        loopback.kill([proc])
+    log = loopback.read(tmp_path / "tuner0.txt")
     assert code == 2 and "the chief oracle at 127.0.0.1:" in log and "within 3 s" in log
     assert time.monotonic() - started < 120

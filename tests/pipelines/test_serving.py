@@ -21,6 +21,35 @@ def child(sentiment_run):
 def test_loads_without_project_code_in_a_fresh_process(child):
     assert child["blocked"] == {"zoo": True, "pipelines": True}
     assert child["modules"] == []
+    # Started with `python -m pipelines.common.serving_child`: the packages it came from
+    # were loaded, then unloaded before TensorFlow; no project module imports again.
+    assert {"pipelines", "pipelines.common"} <= set(child["unloaded"])
+    assert set(child["probes"]) >= {"zoo", "zoo.cells", "pipelines", "pipelines.common",
+                                    "pipelines.common.serving_child", "pipelines.sentiment"}
+    for name, error in child["probes"].items():  # the package is refused first
+        package = name.split(".")[0]
+        assert error == f"{package} is blocked: exports must run without project code", name
+
+
+def test_the_block_refuses_an_editable_install(tmp_path):
+    """The blocker holds even where the project is importable (here it is: the tests
+    import it), from an already-loaded package to a module never loaded before."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import importlib.util, json, pipelines.common.config\n"
+            "assert importlib.util.find_spec('zoo') is not None\n"  # importable, not loaded
+            "from pipelines.common import serving_child as c\n"
+            "print(json.dumps(c.block(('zoo', 'pipelines'))))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    unloaded, held, probes = json.loads(proc.stdout.splitlines()[-1])
+    assert unloaded == ["pipelines", "pipelines.common", "pipelines.common.config",
+                        "pipelines.common.serving_child"]
+    assert held == {"zoo": True, "pipelines": True}
+    assert all(error and "is blocked" in error for error in probes.values()), probes
 
 
 def test_tf1_session_path_and_saved_model_load_agree(child, sentiment_run):
