@@ -5,7 +5,7 @@
 
 Trains the ``conll`` preset of pipelines.ner (no pretrained word vectors) on the train
 file, within a wall-clock budget (training stops after the first epoch that ends past
-``--minutes``), keeps the weights of the best validation loss, and prints entity-level
+``--minutes``), keeps the weights of the best validation entity F1, and prints entity-level
 (CoNLL) precision/recall/F1 per type on the valid file, plus valid F1 after every epoch.
 Run one process per head (they can run side by side: compare them in the same run).
 Writes ``<out>/<head>/bench.json``.
@@ -36,7 +36,7 @@ class Budget(keras.callbacks.Callback):
         self.started = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        f1 = ner_model.evaluate(self.model, self.valid, self.config, self.meta)["f1"]
+        f1 = logs["val_f1"]  # computed by the task's validation_metrics before this callback
         elapsed = time.time() - self.started
         self.log.append({"epoch": epoch + 1, "seconds": round(elapsed), "valid_f1": f1,
                          **{k: float(v) for k, v in (logs or {}).items()}})
@@ -72,11 +72,11 @@ def main(argv=None):
     report = ner_model.evaluate(model, datasets.valid, config, datasets.meta)
     result = {"head": args.head, "config": config_lib.to_dict(config),
               "train_seconds": round(train_seconds), "epochs": info["epochs_run"],
-              "best_val_loss": info["best"], "valid": report, "per_epoch": log,
+              f"best_{TASK.monitor}": info["best"], "valid": report, "per_epoch": log,
               "parameters": model.count_params()}
     config_lib.write_json(os.path.join(workdir, "bench.json"), result)
     print(f"\nhead {args.head}: {info['epochs_run']} epochs in {train_seconds / 60:.1f} min; "
-          f"{model.count_params()} parameters; valid (best val_loss epoch):")
+          f"{model.count_params()} parameters; valid (best {TASK.monitor} epoch):")
     for kind, m in {**report["per_type"], "overall": report["overall"]}.items():
         print(f"  {kind:<8} P {m['precision']:.4f}  R {m['recall']:.4f}  F1 {m['f1']:.4f}  "
               f"({m['support']})")

@@ -110,4 +110,4 @@ def run_score(task, args):
 def _load(task, args):
     from pipelines.common import cli, train
 
-    return train.load_trained(cli.workdir_of(task, args), type(task.presets[task.default_preset]))
+    return train.load_trained(cli.workdir_of(task, args), task.config_class, task)

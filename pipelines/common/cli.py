@@ -133,17 +133,23 @@ def _say(args, *lines):
 
 
 def _train(task, args, config, workdir):
+    from pipelines.common import train
+
     started = time.time()
     strategy = distribute.strategy_from_args(args)  # before any TensorFlow op
     datasets = task.make_datasets(config)
     sizes = ", ".join(f"{k} {v}" for k, v in datasets.sizes.items())
     _say(args, f"[{task.name}] data: {sizes}; work directory {workdir}", *datasets.notes)
+    fresh = getattr(args, "fresh", False)
+    if not fresh:
+        train.refuse_finished_run(workdir, config)
+        point = train.resume_point(workdir)
+        if point and point[0] == "members":
+            _say(args, f"resuming: ensemble members {point[1]} are already trained")
+        elif point:
+            _say(args, f"resuming after epoch {point[1]} (pass --fresh to start over)")
     model, info = distribute.fit(task, config, workdir, datasets, strategy,
-                                 verbose=_verbose(args), fresh=getattr(args, "fresh", False))
-    if info.get("loaded_members"):
-        _say(args, f"resumed: ensemble members {info['loaded_members']} were already trained")
-    elif info["resumed_from"]:
-        _say(args, f"resumed from epoch {info['resumed_from']}")
+                                 verbose=_verbose(args), fresh=fresh)
     if not info["chief"]:  # multi-worker: the chief reports and writes the artifacts
         _say(args, f"worker trained {info['epochs_run']} epochs in {time.time() - started:.0f} s; "
                    f"examples per epoch on this worker: {info['seen']}; "
@@ -173,7 +179,7 @@ def cmd_evaluate(task, args):
     from pipelines.common import train
 
     workdir = workdir_of(task, args)
-    model, config, meta = train.load_trained(workdir, task.config_class)
+    model, config, meta = train.load_trained(workdir, task.config_class, task)
     config = config_lib.override(config, args.overrides)  # e.g. the columns of --data FILE
     if args.data:
         dataset, name = task.read_split(config, meta, args.data), args.data
@@ -201,7 +207,7 @@ def _export(task, args, model, config, meta):
 def cmd_export(task, args):
     from pipelines.common import train
 
-    model, config, meta = train.load_trained(workdir_of(task, args), task.config_class)
+    model, config, meta = train.load_trained(workdir_of(task, args), task.config_class, task)
     _export(task, args, model, config, meta)
     return 0
 

@@ -215,6 +215,8 @@ def fit_distributed(task, config, workdir, datasets, strategy, verbose=1, fresh=
                     warnings.filterwarnings("ignore", message=".*ran out of data.*")
                     val = plain.evaluate(datasets.valid, verbose=0, return_dict=True)
                 logs.update({f"val_{k}": float(v) for k, v in val.items()})
+                logs.update(train.validation_logs(task, plain, datasets.valid, config,
+                                                  datasets.meta))
                 logs.update(examples=int(examples), train_seconds=round(train_seconds, 2))
                 stop = float(state.end_epoch(logs, plain.save_weights, save_last))
                 _summaries(writer, state.history[-1])

@@ -26,7 +26,22 @@ def lazy(module, name):
 
     call.__name__, call.__qualname__ = name, f"{module}.{name}"
     call.__doc__ = f"``{module}.{name}``, imported when first called."
+    call.lazy_module = module
     return call
+
+
+def _lazy_modules(value):
+    """The modules named by the ``lazy`` functions in ``value`` (records, dicts, tuples)."""
+    if hasattr(value, "lazy_module"):
+        return {value.lazy_module}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return set().union(*(_lazy_modules(getattr(value, f.name))
+                             for f in dataclasses.fields(value)))
+    if isinstance(value, Mapping):
+        return set().union(set(), *(_lazy_modules(v) for v in value.values()))
+    if isinstance(value, (tuple, list)):
+        return set().union(set(), *(_lazy_modules(v) for v in value))
+    return set()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +143,11 @@ class Task:
     example_inputs: Callable[..., list]
     format_prediction: Callable[[Mapping[str, Any]], str]
     monitor: str = "val_loss"
+    # Optional: (model, valid dataset, config, meta) -> {name: float}, computed on the
+    # validation split after every epoch and logged as val_<name> (training, tuning and
+    # the distributed loop alike): a metric the compiled model cannot compute, such as
+    # NER's entity F1, becomes a monitor that is comparable across the search space.
+    validation_metrics: Optional[Callable[..., Mapping[str, float]]] = None
     # Optional: (members, config, meta) -> one compiled model from trained members (an
     # ensemble; configs with ``ensemble`` > 1, see ``train.fit_ensemble``).
     combine: Optional[Callable[..., Any]] = None
@@ -152,6 +172,12 @@ class Task:
         if missing:
             raise ValueError(f"Task {self.name!r}: data_flags name config fields {missing} "
                              "that its config does not have.")
+
+    def import_modules(self):
+        """Imports the modules of the task's ``lazy`` functions: what registers its Keras
+        classes, before a saved model of the task is loaded."""
+        for module in sorted(_lazy_modules(self)):
+            importlib.import_module(module)
 
     @property
     def config_class(self):

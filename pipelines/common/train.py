@@ -84,6 +84,39 @@ def check_same_run(where, config, meta, saved_config, saved_meta, what="run"):
             "differ). Pass another --workdir, or --fresh to discard it.")
 
 
+def refuse_finished_run(workdir, config):
+    """Raises ResumeError if ``workdir`` holds a finished run (model.keras and no
+    unfinished state): training again would overwrite it. The message names the config
+    keys that differ from it, if any; ``--fresh`` (not calling this) trains over it."""
+    p = paths(workdir)
+    unfinished = os.path.exists(p["state"]) or os.path.exists(os.path.join(workdir, "ensemble.json"))
+    if not os.path.exists(p["model"]) or unfinished:
+        return
+    saved = config_lib.read_json(p["config"]) if os.path.exists(p["config"]) else {}
+    new = config_lib.to_dict(config)
+    changed = sorted(k for k in set(saved) | set(new) if saved.get(k, _MISSING) != new.get(k, _MISSING))
+    detail = ("; ".join(f"{k}: saved {_show(saved.get(k, _MISSING))}, now {_show(new.get(k, _MISSING))}"
+                        for k in changed))
+    raise ResumeError(
+        f"{workdir} holds a finished run ({p['model']}"
+        + (f", a different config: {detail}" if changed else ", the same config")
+        + "): pass --fresh to train over it, or another --workdir.")
+
+
+def resume_point(workdir):
+    """What a ``train`` in ``workdir`` continues: ("epoch", N) for an unfinished run after
+    N epochs, ("members", [k...]) for an ensemble with finished members, or None."""
+    p = paths(workdir)
+    ensemble = os.path.join(workdir, "ensemble.json")
+    if os.path.exists(ensemble):
+        finished = config_lib.read_json(ensemble).get("finished", [])
+        return ("members", finished) if finished else None
+    if os.path.exists(p["state"]):
+        epoch = config_lib.read_json(p["state"]).get("epoch", 0)
+        return ("epoch", epoch) if epoch else None
+    return None
+
+
 _MISSING = "<not set>"
 
 
@@ -224,6 +257,42 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds ``val_<name>`` of ``task.validation_metrics`` on the validation split to
+    each epoch's logs, in place, so the callbacks after it (checkpoint, early stopping,
+    keras-tuner's) see them. Must come first in the callback list."""
+
+    def __init__(self, task, dataset, config_of, meta):
+        super().__init__()
+        self.task, self.dataset, self.config_of, self.meta = task, dataset, config_of, meta
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(validation_logs(self.task, self.model, self.dataset,
+                                        self.config_of(self.model), self.meta))
+
+    def __deepcopy__(self, memo):  # keras-tuner copies the callbacks of every trial
+        return ValidationMetrics(self.task, self.dataset, self.config_of, self.meta)
+
+
+def validation_logs(task, model, dataset, config, meta):
+    """{"val_<name>": value} of ``task.validation_metrics`` ({} when it has none)."""
+    if task.validation_metrics is None:
+        return {}
+    return {f"val_{k}": float(v)
+            for k, v in task.validation_metrics(model, dataset, config, meta).items()}
+
+
+def metric_callbacks(task, datasets, config, config_of=None):
+    """[ValidationMetrics] for a task with ``validation_metrics``, else [].
+    ``config_of(model)``: the config a model was built from (tuning: the trial's;
+    default ``config``)."""
+    if task.validation_metrics is None:
+        return []
+    return [ValidationMetrics(task, datasets.valid, config_of or (lambda model: config),
+                              datasets.meta)]
+
+
 def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     """Trains ``task``'s model on ``datasets`` in ``workdir``, resuming if possible.
 
@@ -238,6 +307,7 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
         return fit_ensemble(task, config, workdir, datasets, verbose, callbacks, fresh)
     state = RunState.open(task, config, workdir, datasets.meta, KERAS_LOOP, fresh)
     if state.epoch:
+        task.import_modules()  # its Keras classes, registered before loading
         model = keras.models.load_model(state.paths["last"])
     else:
         keras.utils.set_random_seed(config.seed)
@@ -252,8 +322,8 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
                 validation_data=datasets.valid,
                 epochs=config.epochs,
                 initial_epoch=state.epoch,
-                callbacks=[EpochCheckpoint(state), keras.callbacks.TensorBoard(state.paths["logs"]),
-                           *callbacks],
+                callbacks=[*metric_callbacks(task, datasets, config), EpochCheckpoint(state),
+                           keras.callbacks.TensorBoard(state.paths["logs"]), *callbacks],
                 verbose=verbose,
             )
     return model, state.finish(model)
@@ -290,6 +360,7 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
         member_dir = os.path.join(workdir, f"member-{k}")
         member_config = dataclasses.replace(config, ensemble=1, seed=config.seed + k - 1)
         if k in state["finished"]:
+            task.import_modules()
             model = keras.models.load_model(paths(member_dir)["model"])
             info = {"history": config_lib.read_json(paths(member_dir)["history"]),
                     "resumed_from": 0}
@@ -324,13 +395,16 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
     }
 
 
-def load_trained(workdir, config_class):
-    """``(model, config, meta)`` of a finished run in ``workdir``."""
+def load_trained(workdir, config_class, task=None):
+    """``(model, config, meta)`` of a finished run in ``workdir``; ``task`` (the
+    ``Task``): its modules are imported first, registering its Keras classes."""
     p = paths(workdir)
     if not os.path.exists(p["model"]):
         raise FileNotFoundError(
             f"No trained model in {workdir} ({p['model']} is missing): run `train` first "
             "or pass the --workdir of a finished run."
         )
+    if task is not None:
+        task.import_modules()  # its Keras classes, registered before loading
     model = keras.models.load_model(p["model"])
     return model, config_lib.load(config_class, p["config"]), config_lib.read_json(p["meta"])

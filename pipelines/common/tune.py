@@ -12,7 +12,7 @@ import os
 import keras
 
 from pipelines.common import config as config_lib
-from pipelines.common import distributed_tune
+from pipelines.common import distributed_tune, train
 
 TUNERS = ("random", "bayesian", "hyperband")
 
@@ -30,8 +30,14 @@ def search(task, config, datasets, workdir, tuner="random", max_trials=10, verbo
     directory = os.path.join(workdir, "tune")
     os.makedirs(directory, exist_ok=True)
 
+    trial_configs = {}  # id(model) -> the trial's config, for validation_metrics
+
     def build(hp):
-        return task.build_model(task.search_space(hp, config), meta)
+        trial_config = task.search_space(hp, config)
+        model = task.build_model(trial_config, meta)
+        trial_configs.clear()  # one trial at a time in this process
+        trial_configs[id(model)] = trial_config
+        return model
 
     pinned = kt.HyperParameters()
     for name, value in (fixed or {}).items():
@@ -52,7 +58,9 @@ def search(task, config, datasets, workdir, tuner="random", max_trials=10, verbo
     else:
         t = kt.Hyperband(build, max_epochs=config.epochs, factor=3, hyperband_iterations=1, **common)
     config_lib.save(config, os.path.join(directory, tuner, "base_config.json"))
-    callbacks = [keras.callbacks.EarlyStopping(task.monitor, mode=task.monitor_mode,
+    callbacks = [*train.metric_callbacks(task, datasets, config,
+                                         lambda model: trial_configs.get(id(model), config)),
+                 keras.callbacks.EarlyStopping(task.monitor, mode=task.monitor_mode,
                                                patience=max(1, config.patience))]
     t.search(datasets.train, validation_data=datasets.valid, epochs=config.epochs,
              callbacks=callbacks, verbose=verbose)

@@ -139,6 +139,14 @@ def evaluate(model, dataset, config, meta):
     }
 
 
+def validation_metrics(model, dataset, config, meta):
+    """Entity-level precision, recall and F1 on ``dataset`` (the validation split after
+    every epoch: ``val_f1`` is the monitor, comparable between the CRF and softmax heads,
+    whose losses are per sentence and per token)."""
+    report = evaluate(model, dataset, config, meta)
+    return {"f1": report["f1"], "precision": report["precision"], "recall": report["recall"]}
+
+
 def format_report(report):
     """The entity table the CLI prints: a row per type, then the micro average."""
     rows = {**report["per_type"], "overall": report["overall"]}

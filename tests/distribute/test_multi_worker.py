@@ -106,8 +106,8 @@ def test_killed_worker_restarted_run_completes(tmp_path):
         loopback.kill(procs)
     logs = [loopback.read(tmp_path / f"b{i}.txt") for i in range(2)]
     assert codes == [0, 0], logs
-    resumed = int(logs[0].split("resumed from epoch ")[1].split()[0])
-    assert resumed >= 1 and f"resumed from epoch {resumed}" in logs[1]
+    resumed = int(logs[0].split("resuming after epoch ")[1].split()[0])
+    assert resumed >= 1 and f"resuming after epoch {resumed}" in logs[1]
     history = json.load(open(work / "history.json"))
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert os.path.exists(work / "model.keras")

@@ -136,3 +136,31 @@ def test_labels_setting_that_misses_the_data_labels_blames_the_setting(tmp_path,
         "error: Config key 'labels' lists ['a', 'b'], but the training data has the labels "
         "['neg', 'pos'] too: list every label of the data, or leave labels empty to take "
         "the data's.\n")
+
+
+def test_train_refuses_to_overwrite_a_finished_run(sentiment_run, capsys):
+    workdir = sentiment_run["workdir"]
+    model = os.path.join(workdir, "model.keras")
+    before = os.path.getmtime(model)
+    assert run_cli(TASK, "train", "--preset", "small", "--workdir", workdir, "-q") == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {workdir} holds a finished run ({model}, the same config): pass --fresh to "
+        "train over it, or another --workdir.")
+    assert run_cli(TASK, "train", "--preset", "small", "--workdir", workdir, "-q",
+                   "--set", "units=16") == 2
+    assert (f"a different config: units: saved 8, now 16): pass --fresh"
+            in capsys.readouterr().err)
+    assert os.path.getmtime(model) == before
+
+
+def test_a_fresh_process_loads_the_trained_model(sentiment_run, tmp_path):
+    """export in a new process: the task's Keras classes are registered before loading
+    (its modules are imported only when needed)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pipelines.sentiment", "export", "--preset", "small",
+                           "--workdir", sentiment_run["workdir"], "--export-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert os.path.isdir(tmp_path / "sentiment" / "1")

@@ -49,7 +49,7 @@ def test_killed_training_resumes_from_last_completed_epoch(tmp_path):
 
     resumed = run(args, tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resumed from epoch 1" in resumed.stdout
+    assert "resuming after epoch 1 (pass --fresh to start over)" in resumed.stdout
     history = json.load(open(workdir / "history.json"))
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[0] == state["history"][0], "epoch 1 was trained again"
