@@ -94,3 +94,20 @@ def test_predict_and_evaluate_through_the_cli(ner_run, tmp_path, capsys):
     assert main(TASK, ["evaluate", "--preset", "small", "--workdir", ner_run["workdir"],
                        "--data", str(bad)]) == 2
     assert f"{bad}:2: expected 2 columns" in capsys.readouterr().err
+
+
+def test_tuning_ranks_trials_by_validation_entity_f1(tmp_path, capsys):
+    """The CRF head's loss is per sentence and the softmax head's per token: trials are
+    ranked on val_f1, which the task computes after every epoch."""
+    workdir = str(tmp_path / "work")
+    assert main(TASK, ["tune", "--preset", "small", "--workdir", workdir, "-q", "--max-trials", "1",
+                       "--set", "epochs=1", "--set", "max_examples=120", "--fix", "head=softmax",
+                       "--fix", "char_encoder=none"]) == 0
+    out = os.path.join(workdir, "tune", "random")
+    best = json.load(open(os.path.join(out, "best_hyperparameters.json")))
+    assert best["monitor"] == "val_f1" and best["trials"] == 1
+    (trial,) = [d for d in os.listdir(out) if d.startswith("trial_")]
+    record = json.load(open(os.path.join(out, trial, "trial.json")))
+    f1 = record["metrics"]["metrics"]["val_f1"]["observations"][0]["value"][0]
+    assert best["best_score"] == pytest.approx(f1) and 0.0 <= f1 <= 1.0
+    assert record["hyperparameters"]["values"]["head"] == "softmax"
