@@ -55,21 +55,30 @@ the fields their ``data_flags`` name. ``tests/pipelines/test_contract.py`` check
 task package it finds against this contract.
 
 Modules:
-    task.py          Task, Datasets, Endpoint, PredictInput, ReportView.
+    task.py          Task, Datasets, Endpoint, PredictInput, ReportView; ``lazy`` (a
+                     task's functions imported at first call: --help needs no TensorFlow).
     inputs.py        the usual PredictInputs: text lines, whole files.
-    config.py        presets, ``--set key=value`` overrides checked for unknown keys and
-                     types, the resolved config saved as JSON beside every artifact.
+    config.py        BaseConfig/SplitConfig (the shared fields), presets, ``--set
+                     key=value`` checked for unknown keys, types, Literal choices and
+                     Annotated Ranges; the resolved config saved as JSON beside artifacts.
+    data.py          what the tasks' tf.data chains share: deterministic split,
+                     subsetting, vocabulary, length bucketing, seeded word dropout.
     textio.py        CSV/TSV/JSONL reading, DataError with file:line:field.
-    train.py         fit with per-epoch atomic checkpoints: a killed run resumes after
-                     its last completed epoch; TensorBoard logs in the work directory;
-                     ensembles (members trained in turn, each resumable, then combined).
+    train.py         the one run state (RunState: resume, best weights, patience,
+                     history, the config check) of both training loops; fit with
+                     per-epoch atomic checkpoints; ensembles; validation_metrics.
+    distribute.py    the distributed fit (mirrored / multi-worker custom loop) on RunState.
+    cluster.py       TF_CONFIG parsing, port checks, rendezvous, strategy set-up;
+                     watcher.py the watchdog process (``python -m``).
+    distributed_tune.py  keras-tuner's own chief/worker mode, bounded waits.
     metrics.py       classification report, text table, confusion-matrix PNG; the
                      CLASSIFICATION and SCALARS report views.
     tune.py          keras-tuner random / bayesian / hyperband search that resumes.
-    export.py        saved_models/<task>/<version>/ written aside then renamed, and
-                     saved_models/models.config for TensorFlow Serving.
-    serving_check.py load an export in a fresh process with the project unimportable,
-                     through the TF1 session path (as Serving does) and tf.saved_model.
+    export.py        saved_models/<task>/<version>/ written aside then renamed (stale
+                     partial versions removed), saved_models/models.config for Serving.
+    serving_check.py load an export in a fresh process with the project unimportable
+                     (serving_child.py, run with ``python -m``), through the TF1 session
+                     path (as Serving does) and tf.saved_model.
     cli.py           ``main(task, argv) -> int``: run (default), train, evaluate, tune,
-                     export, predict.
+                     export, predict, config.
 """
