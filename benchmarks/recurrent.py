@@ -4,7 +4,9 @@
     python benchmarks/recurrent.py --quick         # sanity run, about 2 minutes
     python benchmarks/recurrent.py --only lstm --shapes 64x100x128x256 --modes train
 
-For every shape and mode (forward only; training = forward + backward + Adam step) all
+For every shape and mode (``forward`` only; ``train`` = forward + backward + Adam step
+with ``model(x, training=True)``, as ``fit`` calls it; ``train-noflag`` the same step
+as a custom training loop usually writes it, ``model(x)`` under a GradientTape) all
 layers of one family (zoo, stock Keras, torch.nn when installed) are built, warmed up
 and then timed in turns, ``--repeats`` rounds, so load from other processes hits all
 peers alike; the table shows medians and the ratios zoo/keras and zoo/torch (> 1 means
@@ -57,13 +59,14 @@ ZOO_ROWS = [
 FAMILY = {"rnn": "rnn", "simplified_gru": "gru", "gru": "gru", "lstm": "lstm", "peephole_lstm": "lstm"}
 PLAIN = {"simplified_gru": "gru", "peephole_lstm": "lstm"}  # the 1.2x cost target
 GATES = {"rnn": 1, "simplified_gru": 2, "gru": 3, "lstm": 4, "peephole_lstm": 4}
+MODES = ["train", "train-noflag", "forward"]
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="one small shape, few rows and repeats")
     p.add_argument("--shapes", nargs="+", help="BxTxINxUNITS shapes (default: the three of issue 3)")
-    p.add_argument("--modes", nargs="+", default=["train", "forward"], choices=["train", "forward"])
+    p.add_argument("--modes", nargs="+", default=["train", "train-noflag", "forward"], choices=MODES)
     p.add_argument("--only", default="", help="regex on the zoo row name, e.g. 'lstm$|gru$'")
     p.add_argument("--repeats", type=int, default=7, help="timed rounds per layer (median)")
     p.add_argument("--min-seconds", type=float, default=0.5, help="minimum time of one round")
@@ -136,7 +139,7 @@ def flops(row, shape, mode):
 
     def layer(inp, bottom):
         forward = 2 * b * t * g * n * (inp + n)
-        if mode != "train":
+        if mode == "forward":
             return forward
         return forward + 2 * b * t * g * n * (2 * n + inp * (1 if bottom else 2))
 
@@ -156,11 +159,12 @@ def tf_runner(tf, keras, build_layer, shape, mode):
         fn = tf.function(lambda x: model(x, training=False))
         return lambda: fn(x).numpy()
     optimizer = keras.optimizers.Adam(1e-3)
+    flag = {"training": True} if mode == "train" else {}  # train-noflag: plain model(x)
 
     @tf.function
     def train_step(x):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True)))
+            loss = tf.reduce_mean(tf.square(model(x, **flag)))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss
@@ -396,7 +400,7 @@ def run_group(args, tf, keras, zoo, torch, rows, shape, mode, peak):
             if torch is not None:
                 runners[("torch", row_name(peer))] = torch.runner(row_name(peer), peer, shape, mode)
     memory = {}
-    if mode == "train" and not args.no_memory:
+    if mode != "forward" and not args.no_memory:
         for key, (_, probe) in runners.items():
             memory[key] = probe()
     speeds = {key: [] for key in runners}

@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from zoo.cells._fused import FusedGateCell
+from zoo.cells._fused import FusedGateCell, dtanh
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -31,6 +31,7 @@ class BasicRNNCell(FusedGateCell):
 
     gates = ("a",)
     num_states = 1
+    num_saved = 0
 
     def __init__(self, units, activation="tanh", **kwargs):
         if activation not in ("tanh", "relu"):
@@ -41,10 +42,16 @@ class BasicRNNCell(FusedGateCell):
         self.activation = activation
         self._g = ops.tanh if activation == "tanh" else ops.relu
 
-    def step(self, projected, states):
-        a_prev = states[0]  # (batch, units)
-        a = self._g(projected + ops.matmul(a_prev, self.recurrent_kernel))  # (batch, units)
-        return a, [a]
+    def forward_step(self, projected, states, weights):
+        (u,) = weights  # U_a (units, units)
+        a = self._g(projected + ops.matmul(states[0], u))  # a<t> (batch, units)
+        return [a], []
+
+    def backward_step(self, weights_t, states, prev_states, saved, d_states):
+        a = states[0]  # a<t> = g(z<t>)
+        g_prime = dtanh(a) if self.activation == "tanh" else ops.cast(a > 0, a.dtype)
+        dz = d_states[0] * g_prime  # (batch, units)
+        return dz, [ops.matmul(dz, weights_t[0])]
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}

@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from zoo.cells._fused import FusedGateCell
+from zoo.cells._fused import FusedGateCell, dsigmoid, dtanh
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -37,6 +37,7 @@ class LSTMCell(FusedGateCell):
 
     gates = ("u", "f", "c", "o")
     num_states = 2
+    num_saved = 4  # Γu, Γf, c~, Γo (batch, units) each
 
     def __init__(self, units, unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
@@ -51,17 +52,34 @@ class LSTMCell(FusedGateCell):
             )  # (4*units,): +1 on b_f only
             self.bias.assign(self.bias + ops.cast(shift, self.bias.dtype))
 
-    def step(self, projected, states):
+    def forward_step(self, projected, states, weights):
         a_prev, c_prev = states  # (batch, units) each
-        n = self.units
-        z = projected + ops.matmul(a_prev, self.recurrent_kernel)  # (batch, 4*units)
-        gamma_u = ops.sigmoid(z[:, :n])
-        gamma_f = ops.sigmoid(z[:, n : 2 * n])
-        c_tilde = ops.tanh(z[:, 2 * n : 3 * n])
-        gamma_o = ops.sigmoid(z[:, 3 * n :])
+        (u,) = weights  # (units, 4*units)
+        z_u, z_f, z_c, z_o = ops.split(projected + ops.matmul(a_prev, u), 4, axis=1)
+        gamma_u = ops.sigmoid(z_u)  # (batch, units) each
+        gamma_f = ops.sigmoid(z_f)
+        c_tilde = ops.tanh(z_c)
+        gamma_o = ops.sigmoid(z_o)
         c = gamma_u * c_tilde + gamma_f * c_prev
         a = gamma_o * ops.tanh(c)
-        return a, [a, c]
+        return [a, c], [gamma_u, gamma_f, c_tilde, gamma_o]
+
+    def backward_step(self, weights_t, states, prev_states, saved, d_states):
+        da, dc = d_states
+        c, c_prev = states[1], prev_states[1]
+        gamma_u, gamma_f, c_tilde, gamma_o = saved
+        tanh_c = ops.tanh(c)
+        dc = dc + da * gamma_o * dtanh(tanh_c)  # all of ∂L/∂c<t>
+        dz = ops.concatenate(
+            [
+                dc * c_tilde * dsigmoid(gamma_u),
+                dc * c_prev * dsigmoid(gamma_f),
+                dc * gamma_u * dtanh(c_tilde),
+                da * tanh_c * dsigmoid(gamma_o),
+            ],
+            axis=1,
+        )  # (batch, 4*units)
+        return dz, [ops.matmul(dz, weights_t[0]), dc * gamma_f]
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from zoo.cells._fused import dsigmoid, dtanh, outer_sum
 from zoo.cells.lstm_cell import LSTMCell
 
 
@@ -64,18 +65,53 @@ class PeepholeLSTMCell(LSTMCell):
             )
             setattr(self, f"peephole_{gate}", weight)
 
-    def step(self, projected, states):
+    def recurrent_weights(self, dtype):
+        weights = (self.recurrent_kernel, self.peephole_u, self.peephole_f, self.peephole_o)
+        return [ops.cast(w, dtype) for w in weights]  # U (units, 4*units), p_u, p_f, p_o (units,)
+
+    def forward_step(self, projected, states, weights):
         a_prev, c_prev = states  # (batch, units) each
-        n = self.units
-        z = projected + ops.matmul(a_prev, self.recurrent_kernel)  # (batch, 4*units)
-        gamma_u = ops.sigmoid(z[:, :n] + self.peephole_u * c_prev)
-        gamma_f = ops.sigmoid(z[:, n : 2 * n] + self.peephole_f * c_prev)
-        c_tilde = ops.tanh(z[:, 2 * n : 3 * n])
+        u, p_u, p_f, p_o = weights
+        z_u, z_f, z_c, z_o = ops.split(projected + ops.matmul(a_prev, u), 4, axis=1)
+        gamma_u = ops.sigmoid(z_u + p_u * c_prev)  # (batch, units) each
+        gamma_f = ops.sigmoid(z_f + p_f * c_prev)
+        c_tilde = ops.tanh(z_c)
         c = gamma_u * c_tilde + gamma_f * c_prev
         seen_by_o = c_prev if self.output_peephole == "previous" else c
-        gamma_o = ops.sigmoid(z[:, 3 * n :] + self.peephole_o * seen_by_o)
+        gamma_o = ops.sigmoid(z_o + p_o * seen_by_o)
         a = gamma_o * ops.tanh(c)
-        return a, [a, c]
+        return [a, c], [gamma_u, gamma_f, c_tilde, gamma_o]
+
+    def backward_step(self, weights_t, states, prev_states, saved, d_states):
+        u_t, p_u, p_f, p_o = weights_t
+        current = self.output_peephole == "current"
+        da, dc = d_states
+        c, c_prev = states[1], prev_states[1]
+        gamma_u, gamma_f, c_tilde, gamma_o = saved
+        tanh_c = ops.tanh(c)
+        dz_o = da * tanh_c * dsigmoid(gamma_o)
+        dc = dc + da * gamma_o * dtanh(tanh_c)
+        if current:  # Γo saw c<t>
+            dc = dc + dz_o * p_o
+        dz_u = dc * c_tilde * dsigmoid(gamma_u)
+        dz_f = dc * c_prev * dsigmoid(gamma_f)
+        dz = ops.concatenate([dz_u, dz_f, dc * gamma_u * dtanh(c_tilde), dz_o], axis=1)
+        dc_prev = dc * gamma_f + dz_u * p_u + dz_f * p_f
+        if not current:  # Γo saw c<t-1>
+            dc_prev = dc_prev + dz_o * p_o
+        return dz, [ops.matmul(dz, u_t), dc_prev]
+
+    def recurrent_weight_grads(self, dz, states_all, saved):
+        a_all, c_all = states_all  # (T+1, batch, units): t = 0..T
+        c_prev = c_all[:-1]
+        seen_by_o = c_all[1:] if self.output_peephole == "current" else c_prev
+        dz_u, dz_f, _, dz_o = ops.split(dz, 4, axis=2)
+        return [
+            outer_sum(a_all[:-1], dz),
+            ops.sum(dz_u * c_prev, axis=(0, 1)),
+            ops.sum(dz_f * c_prev, axis=(0, 1)),
+            ops.sum(dz_o * seen_by_o, axis=(0, 1)),
+        ]
 
     def get_config(self):
         return {

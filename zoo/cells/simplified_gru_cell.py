@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from zoo.cells._fused import FusedGateCell
+from zoo.cells._fused import FusedGateCell, dsigmoid, dtanh
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -33,11 +33,22 @@ class SimplifiedGRUCell(FusedGateCell):
 
     gates = ("u", "c")
     num_states = 1
+    num_saved = 2  # Γu, c~ (batch, units) each
 
-    def step(self, projected, states):
+    def forward_step(self, projected, states, weights):
         c_prev = states[0]  # (batch, units)
-        z = projected + ops.matmul(c_prev, self.recurrent_kernel)  # (batch, 2*units)
-        gamma_u = ops.sigmoid(z[:, : self.units])  # Γu (batch, units)
-        c_tilde = ops.tanh(z[:, self.units :])  # c~ (batch, units)
+        (u,) = weights  # [U_u | U_c] (units, 2*units)
+        z_u, z_c = ops.split(projected + ops.matmul(c_prev, u), 2, axis=1)  # (batch, units) each
+        gamma_u = ops.sigmoid(z_u)  # Γu
+        c_tilde = ops.tanh(z_c)  # c~
         c = gamma_u * c_tilde + (1.0 - gamma_u) * c_prev
-        return c, [c]
+        return [c], [gamma_u, c_tilde]
+
+    def backward_step(self, weights_t, states, prev_states, saved, d_states):
+        dc, c_prev = d_states[0], prev_states[0]
+        gamma_u, c_tilde = saved
+        dz = ops.concatenate(
+            [dc * (c_tilde - c_prev) * dsigmoid(gamma_u), dc * gamma_u * dtanh(c_tilde)],
+            axis=1,
+        )  # (batch, 2*units): [dz_u | dz_c]
+        return dz, [dc * (1.0 - gamma_u) + ops.matmul(dz, weights_t[0])]

@@ -10,9 +10,12 @@ class Recurrent(keras.layers.Layer):
     """Runs a zoo cell over time: a<t>, state<t> = cell(x<t>, state<t-1>), t = 1..T.
 
     The input projections ``x<t> @ kernel + bias`` of all T steps are computed in one
-    matrix product before the loop; the loop only does the recurrent part. The five
-    zoo cells run through ``zoo.layers.fused_recurrence`` (a hand-written backward
-    pass when training); other cells step through a generic ``tf.while_loop``.
+    matrix product before the loop; the loop only does the recurrent part. Cells that
+    bring their backward step (the five zoo cells: the fused-step protocol of
+    ``zoo.cells._fused``) run through ``zoo.layers.fused_recurrence``, whose hand-written
+    backward pass every gradient of the layer takes, however it is called; other cells
+    (and subclasses that change a zoo cell's step) run a generic ``tf.while_loop``
+    differentiated by autodiff.
 
     Masking: where ``mask[b, t]`` is False the step is skipped for that sequence:
     its state is carried over unchanged and its output is zero (or the previous
@@ -36,9 +39,8 @@ class Recurrent(keras.layers.Layer):
         sequences: (batch, time, input_dim).
         initial_state: optional list of (batch, units) tensors, the cell's states.
         mask: optional (batch, time) booleans, True for real steps.
-        training: the zoo cells (``zoo.layers.fused_recurrence``) run with a
-            hand-written backward pass when True (as in ``fit``) and with a lean
-            forward-only loop otherwise; both give the same values and gradients.
+        training: accepted for the Keras layer API; the recurrence is the same
+            either way (the fast backward pass does not depend on it).
 
     Example:
         >>> layer = Recurrent(zoo.cells.LSTMCell(32), return_sequences=True)
@@ -128,9 +130,7 @@ class Recurrent(keras.layers.Layer):
         projected = self.cell.input_projection(x)  # (time, batch, G*units)
 
         if fused_recurrence.supports(self.cell):
-            a_seq, final_states = fused_recurrence.run(
-                self.cell, projected, states, step_mask, training=bool(training)
-            )
+            a_seq, final_states = fused_recurrence.run(self.cell, projected, states, step_mask)
             outputs, last_output = _outputs_from_states(
                 a_seq, step_mask, self.zero_output_for_mask
             )
@@ -196,7 +196,7 @@ def _last_step(seq):
 def _time_loop(cell, projected, states, step_mask, return_sequences, zero_output_for_mask):
     """Drives ``cell.step`` over the time-major ``projected`` (time, batch, G*units).
 
-    The generic path, for cells without a fused implementation (``fused_recurrence``)
+    The generic path, for cells without a fused backward step (``fused_recurrence``)
     and as the reference the fused path is tested against.
 
     A ``tf.while_loop`` over TensorArrays: ``keras.ops.scan`` on the TensorFlow
