@@ -39,6 +39,11 @@ class CharLMConfig(BaseConfig):
     temperature: float = 0.8
     top_k: int = 0
     top_p: float = 1.0
+    # Serving (the export's generate signature): the largest max_length a request may
+    # ask for (more is an InvalidArgumentError), and how many of a prompt's last tokens
+    # generation conditions on.
+    serve_max_length: int = 1000
+    serve_max_prompt: int = 2000
 
 
 PRESETS = {
