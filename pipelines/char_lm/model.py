@@ -259,6 +259,13 @@ class LanguageModelServer(keras.layers.Layer):
             "num_tokens": tf.reduce_sum(tf.cast(real, tf.int32), axis=1),
         }
 
+    def input_ranges(self):
+        """{scalar input: (lowest, highest)} accepted by ``generate`` (inclusive, None =
+        unbounded; float inputs must also be finite); outside: InvalidArgumentError.
+        ``seed`` takes any int32."""
+        return {"max_length": (0, self.max_generate), "temperature": (0.0, None),
+                "top_k": (0, None)}
+
     def endpoints(self):
         """generate (= serving_default): prompts (batch,) strings and the scalars
         max_length, temperature, top_k, seed (their defaults: the config's);
