@@ -6,6 +6,7 @@ cleared by the parent), in a process where ``zoo`` and ``pipelines`` cannot be i
 ``pipelines/common/serving_check.py``). ARGS_JSON:
 
     {"dir": version dir, "blocked": ["zoo", "pipelines"], "max_examples": int,
+     "call_limit": seconds after which a call counts as a hang,
      "signatures": {name: {"inputs": [{"name", "dtype", "shape"}],
                            "example": {input: value}, "ranges": {input: [lo, hi]}}}}
 
@@ -16,14 +17,16 @@ For each signature it runs, once loaded: fixed edge requests (every batch kind w
 example's scalars, every scalar at, below and above its range with a short batch), then
 ``max_examples`` hypothesis requests (arbitrary unicode and bytes, empty and
 whitespace-only strings, batches of 0, 1, a few and several hundred, very long strings,
-scalars anywhere). Every call must return the signature's outputs with their declared
+scalars anywhere). Subnormal floats count as 0 (TensorFlow flushes them on CPU). Every
+call must return the signature's outputs with their declared
 dtypes and shapes, one row per input row, finite floats, or, when a scalar is out of its
 range, raise InvalidArgumentError saying "Expected ... Received: <input>=...".
 Large batches are paired with small in-range scalars so that each call stays short; the
 range edges are met with small batches. Then 8 threads call the loaded signature at once
 and must give what sequential calls gave.
 
-Prints one line ``RESULT {json}``: blocked, modules, and per signature the number of
+A call still running after ``call_limit`` seconds is reported as a hang (with its
+request) and ends the child. Prints one line ``RESULT {json}``: blocked, modules, and per signature the number of
 calls, the slowest call (s), failures (at most a few, each with the request shown short)
 and concurrency mismatches.
 """
@@ -196,11 +199,13 @@ class Checker:
         tensors = {name: tf.constant(value, tf.as_dtype(self.specs[name]["dtype"]))
                    for name, value in feeds.items()}
         start = time.perf_counter()
+        RUNNING[threading.get_ident()] = (self.name, feeds, start)
         try:
             return self.fn(**tensors), None
         except Exception as e:  # noqa: BLE001 - judged by check()
             return None, e
         finally:
+            RUNNING.pop(threading.get_ident(), None)
             elapsed = time.perf_counter() - start
             self.calls += 1
             self.slowest = max(self.slowest, elapsed)
@@ -360,7 +365,32 @@ def concurrency(loaded, name, info, threads=8):
     return mismatches[:MAX_FAILURES]
 
 
+RUNNING = {}  # thread id -> (signature, request, start) of the calls in progress
+
+
+def _result(report):
+    return "RESULT " + json.dumps({
+        "blocked": blocked,
+        "modules": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
+        "signatures": report,
+    })
+
+
+def _watchdog(limit):
+    """A call running longer than ``limit`` seconds is a hang: report it and stop."""
+    while True:
+        time.sleep(0.5)
+        for name, feeds, start in list(RUNNING.values()):
+            if time.perf_counter() - start > limit:
+                failure = {"where": "hang", "problem": f"no answer after {limit} s",
+                           "request": _describe(feeds)}
+                print(_result({name: {"calls": 0, "slowest": limit, "concurrency": [],
+                                      "failures": [failure]}}), flush=True)
+                os._exit(3)
+
+
 def main():
+    threading.Thread(target=_watchdog, args=(ARGS["call_limit"],), daemon=True).start()
     loaded = tf.saved_model.load(ARGS["dir"])
     report = {}
     for name, info in ARGS["signatures"].items():
@@ -375,11 +405,7 @@ def main():
             report[name] = {"calls": 0, "slowest": 0.0, "concurrency": [],
                             "failures": [{"where": "child", "problem": traceback.format_exc()[-2000:],
                                           "request": {}}]}
-    print("RESULT " + json.dumps({
-        "blocked": blocked,
-        "modules": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED),
-        "signatures": report,
-    }))
+    print(_result(report))
 
 
 if __name__ == "__main__":

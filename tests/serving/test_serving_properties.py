@@ -52,14 +52,14 @@ def signature_infos(task, workdir):
 
 def start_child(version_dir, infos, max_examples=MAX_EXAMPLES):
     args = {"dir": os.path.abspath(version_dir), "blocked": list(serving_check.BLOCKED),
-            "signatures": infos, "max_examples": max_examples}
+            "signatures": infos, "max_examples": max_examples, "call_limit": SLOWEST_CALL}
     cwd = tempfile.mkdtemp(prefix="serving_properties_")
     return subprocess.Popen([sys.executable, "-I", CHILD, json.dumps(args)], cwd=cwd,
                             env=serving_check.clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def finish_child(proc, timeout=300):
+def finish_child(proc, timeout=900):
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
