@@ -88,7 +88,7 @@ ANY = st.one_of(SHORT, st.text(max_size=80), st.binary(max_size=80), _long())
 KINDS = {"empty": (0, 0), "one": (1, 1), "few": (2, 6), "many": (200, 400)}
 
 
-def _strings(draw, kind, rank, width_cap=None):
+def _strings(draw, kind, rank):
     """A (batch,) or (batch, width) object array of str/bytes for a batch ``kind``."""
     low, high = KINDS[kind]
     batch = draw(st.integers(low, high))
