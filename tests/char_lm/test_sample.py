@@ -123,3 +123,15 @@ def test_char_scores_of_padded_batch_equal_single_texts():
         alone = sample.score(model, meta, [text])[0]
         assert row[0] == pytest.approx(alone[0], abs=1e-5)
         assert len(row[1]) == len(text)
+
+
+def test_generate_conditions_on_the_last_max_prompt_tokens_and_keeps_the_whole_prompt():
+    model, meta = _model(CHARS, "char")
+    server = model_lib.LanguageModelServer(model, CHARS, "char", max_length=0, max_prompt=3)
+    args = (tf.constant(6), tf.constant(0.0), tf.constant(0), tf.constant(0))
+    long = server.generate(tf.constant(["hgfeabc", "abc"]), *args)
+    generated = [t.decode() for t in long["generated"].numpy()]
+    assert generated[0] == generated[1] and len(generated[0]) == 6  # greedy, same last 3
+    assert long["text"].numpy()[0].decode().startswith("hgfeabc")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Expected 0 <= max_length <= 1000"):
+        server.generate(tf.constant(["a"]), tf.constant(1001), *args[1:])
