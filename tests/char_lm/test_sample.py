@@ -127,11 +127,18 @@ def test_char_scores_of_padded_batch_equal_single_texts():
 
 def test_generate_conditions_on_the_last_max_prompt_tokens_and_keeps_the_whole_prompt():
     model, meta = _model(CHARS, "char")
-    server = model_lib.LanguageModelServer(model, CHARS, "char", max_length=0, max_prompt=3)
-    args = (tf.constant(6), tf.constant(0.0), tf.constant(0), tf.constant(0))
-    long = server.generate(tf.constant(["hgfeabc", "abc"]), *args)
-    generated = [t.decode() for t in long["generated"].numpy()]
-    assert generated[0] == generated[1] and len(generated[0]) == 6  # greedy, same last 3
-    assert long["text"].numpy()[0].decode().startswith("hgfeabc")
+    for weight in model.weights:  # larger weights: the greedy path depends on the prompt
+        weight.assign(weight * 6.0)
+    args = (tf.constant(8), tf.constant(0.0), tf.constant(0), tf.constant(0))
+
+    def generated(server, prompt):
+        return server.generate(tf.constant([prompt]), *args)["generated"].numpy()[0].decode()
+
+    full = model_lib.LanguageModelServer(model, CHARS, "char", max_length=0)
+    cut = model_lib.LanguageModelServer(model, CHARS, "char", max_length=0, max_prompt=3)
+    assert generated(full, "hgfeabc") != generated(full, "abc")  # the early characters matter
+    assert generated(cut, "hgfeabc") == generated(cut, "abc") == generated(full, "abc")
+    text = cut.generate(tf.constant(["hgfeabc"]), *args)["text"].numpy()[0].decode()
+    assert text == "hgfeabc" + generated(cut, "abc")
     with pytest.raises(tf.errors.InvalidArgumentError, match="Expected 0 <= max_length <= 1000"):
-        server.generate(tf.constant(["a"]), tf.constant(1001), *args[1:])
+        cut.generate(tf.constant(["a"]), tf.constant(1001), *args[1:])
