@@ -25,10 +25,20 @@ NEG_INF = -1e9  # finite stand-in for -inf: keeps softmax and argmax free of NaN
 
 
 def apply_temperature(logits, temperature):
-    """z / τ for (batch, V) logits; τ <= 0 leaves the logits unchanged (greedy handles it)."""
+    """(z - max z) / τ for (batch, V) logits, at least NEG_INF; τ <= 0 leaves them
+    unchanged (greedy handles it). Logits already removed (<= NEG_INF: banned,
+    filtered) stay NEG_INF, so a huge τ cannot bring them back.
+
+    Shifting by the row's maximum changes no probability and keeps a tiny τ from
+    overflowing: the best token gets 0, the others a finite value <= 0."""
     temperature = ops.cast(temperature, logits.dtype)
-    safe = ops.where(temperature > 0, temperature, ops.ones_like(temperature))
-    return logits / safe
+    positive = temperature > 0
+    safe = ops.where(positive, temperature, ops.ones_like(temperature))
+    removed = logits <= NEG_INF
+    shifted = logits - ops.max(logits, axis=-1, keepdims=True, initial=NEG_INF)
+    scaled = ops.maximum(shifted / safe, ops.cast(NEG_INF, logits.dtype))
+    scaled = ops.where(removed, ops.full_like(logits, NEG_INF), scaled)
+    return ops.where(positive, scaled, logits)
 
 
 def top_k_filter(logits, k):
@@ -136,7 +146,10 @@ def sample_loop(
     batch = tf.shape(logits)[0]
     max_length = tf.cast(max_length, tf.int32)
     seed = tf.cast(seed, tf.int32)
-    tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None])
+    # Slot 0 holds a row of zeros (dropped at the end): stacking never meets an empty
+    # list, so max_length <= 0 and an empty batch give (batch, 0) tokens.
+    tokens_ta = tf.TensorArray(tf.int32, size=1, dynamic_size=True, element_shape=[None])
+    tokens_ta = tokens_ta.write(0, tf.zeros((batch,), tf.int32))
     done = tf.zeros((batch,), tf.bool)
     lengths = tf.zeros((batch,), tf.int32)
 
@@ -153,16 +166,44 @@ def sample_loop(
         token = tf.where(ended, tf.zeros_like(token), token)
         lengths = lengths + tf.cast(~ended, tf.int32)
         logits, states = step_fn(token, states)
-        return t + 1, tf.cast(logits, tf.float32), list(states), ended, lengths, tokens_ta.write(t, token)
+        return (t + 1, tf.cast(logits, tf.float32), list(states), ended, lengths,
+                tokens_ta.write(t + 1, token))
 
-    _, _, _, _, lengths, tokens_ta = tf.while_loop(
+    steps, _, _, _, lengths, tokens_ta = tf.while_loop(
         cond,
         body,
         (tf.constant(0), tf.cast(logits, tf.float32), list(states), done, lengths, tokens_ta),
     )
-    tokens = tf.transpose(tokens_ta.stack())  # (batch, n)
-    tokens = tf.reshape(tokens, (batch, -1))  # n = 0 gives (batch, 0), not (0,)
+    tokens = tf.transpose(tokens_ta.stack()[1:])  # (batch, n)
+    tokens = tf.reshape(tokens, (batch, steps))  # static rank 2, even for batch 0
     return tokens, lengths
+
+
+def sampling_checks(max_length, temperature, top_k, top_p=1.0, max_allowed=None):
+    """Assertions of the sampling scalars, for ``tf.control_dependencies``: each fails
+    with an InvalidArgumentError whose message names the argument, its accepted range
+    and the value received ("Expected temperature >= 0 (finite). Received: temperature=-1").
+
+    Accepted: 0 <= max_length (<= max_allowed when given); temperature finite and >= 0
+    (0 = greedy); top_k >= 0 (0 = all, k > V = all); 0 < top_p <= 1 (1 = all)."""
+    max_length = tf.cast(max_length, tf.int32)
+    temperature = tf.cast(temperature, tf.float32)
+    top_k = tf.cast(top_k, tf.int32)
+    top_p = tf.cast(top_p, tf.float32)
+    if max_allowed is None:
+        length_ok, length_range = max_length >= 0, "0 <= max_length"
+    else:
+        length_ok = (max_length >= 0) & (max_length <= max_allowed)
+        length_range = f"0 <= max_length <= {int(max_allowed)}"
+    rules = [
+        (length_ok, f"Expected {length_range}. Received: max_length={{}}", max_length),
+        (tf.math.is_finite(temperature) & (temperature >= 0.0),
+         "Expected temperature >= 0 (finite; 0 = greedy). Received: temperature={}", temperature),
+        (top_k >= 0, "Expected top_k >= 0 (0 = all tokens). Received: top_k={}", top_k),
+        ((top_p > 0.0) & (top_p <= 1.0), "Expected 0 < top_p <= 1. Received: top_p={}", top_p),
+    ]
+    return [tf.debugging.Assert(ok, [tf.strings.format(message, value)])
+            for ok, message, value in rules]
 
 
 def _seed_pair(seed):

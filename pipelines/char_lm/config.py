@@ -39,6 +39,11 @@ class CharLMConfig(BaseConfig):
     temperature: Annotated[float, NonNegative] = 0.8
     top_k: Annotated[int, NonNegative] = 0
     top_p: Annotated[float, Range(0, 1, low_open=True)] = 1.0
+    # Serving (the export's generate signature): the largest max_length a request may
+    # ask for (more is an InvalidArgumentError), and how many of a prompt's last tokens
+    # generation conditions on.
+    serve_max_length: Annotated[int, AtLeast1] = 1000
+    serve_max_prompt: Annotated[int, AtLeast1] = 2000
 
 
 PRESETS = {

@@ -138,13 +138,32 @@ class LanguageModelServer(keras.layers.Layer):
         level: "char" or "word".
         allow_unk: let the sampler emit [UNK] (word level); off by default.
         max_length, temperature, top_k, seed: what ``call`` (one input) generates with.
+        max_generate: the largest ``max_length`` a request may ask for (the config's
+            ``serve_max_length``): one request cannot hold a server for long.
+        max_prompt: ``generate`` conditions on at most the last ``max_prompt`` tokens of
+            each prompt (``text`` still starts with the whole prompt); ``score`` reads
+            every token.
+
+    ``generate`` refuses out-of-range scalars with an InvalidArgumentError naming the
+    argument, its range and the value (``zoo.decoding.sampling_checks``): 0 <= max_length
+    <= max_generate (0 gives the prompt back), temperature finite and >= 0 (0 = greedy),
+    top_k >= 0 (0 or more than the vocabulary = all), 0 < top_p <= 1; any int32 seed.
+    Any batch of any strings works, the empty batch too (invalid UTF-8 is replaced).
     """
 
     def __init__(self, model, vocabulary, level, allow_unk=False, max_length=100,
-                 temperature=1.0, top_k=0, seed=0, **kwargs):
+                 temperature=1.0, top_k=0, seed=0, max_generate=1000, max_prompt=2000,
+                 **kwargs):
         super().__init__(**kwargs)
         if level not in data.LEVELS:
             raise ValueError(f"Expected level in {data.LEVELS}. Received: level={level!r}")
+        if max_generate < 0 or max_prompt < 1:
+            raise ValueError("Expected max_generate >= 0 and max_prompt >= 1. Received: "
+                             f"max_generate={max_generate}, max_prompt={max_prompt}")
+        if not 0 <= max_length <= max_generate:
+            raise ValueError(f"Expected 0 <= max_length <= max_generate={max_generate}. "
+                             f"Received: max_length={max_length}")
+        self.max_generate, self.max_prompt = int(max_generate), int(max_prompt)
         model = lm.unwrap(model)
         self.model = model
         self.step_model = lm.build_step_model(model)
@@ -173,9 +192,14 @@ class LanguageModelServer(keras.layers.Layer):
 
     def generate(self, prompts, max_length, temperature, top_k, seed, top_p=1.0):
         """prompts (batch,) strings -> {"text": prompt + sample, "generated": sample,
-        "length": tokens sampled (batch,)}; scalars for the rest (see zoo.decoding)."""
-        prompts = tf.convert_to_tensor(prompts, tf.string)
+        "length": tokens sampled (batch,)}; scalars for the rest (see zoo.decoding),
+        checked as the class docstring says."""
+        checks = decoding.sampling_checks(max_length, temperature, top_k, top_p,
+                                          max_allowed=self.max_generate)
+        with tf.control_dependencies(checks):
+            prompts = tf.identity(tf.convert_to_tensor(prompts, tf.string))
         ids = self._ids(data.prompt_tokens(prompts, self.level))  # (batch, None)
+        ids = ids[:, -self.max_prompt:]  # the last max_prompt tokens
         start = tf.zeros([ids.nrows(), 1], tf.int32)
         inputs = tf.concat([start, ids], axis=1)  # x<1> = 0, then the prompt
         inputs = tf.ragged.map_flat_values(
@@ -235,6 +259,13 @@ class LanguageModelServer(keras.layers.Layer):
             "num_tokens": tf.reduce_sum(tf.cast(real, tf.int32), axis=1),
         }
 
+    def input_ranges(self):
+        """{scalar input: (lowest, highest)} accepted by ``generate`` (inclusive, None =
+        unbounded; float inputs must also be finite); outside: InvalidArgumentError.
+        ``seed`` takes any int32."""
+        return {"max_length": (0, self.max_generate), "temperature": (0.0, None),
+                "top_k": (0, None)}
+
     def endpoints(self):
         """generate (= serving_default): prompts (batch,) strings and the scalars
         max_length, temperature, top_k, seed (their defaults: the config's);
@@ -263,7 +294,9 @@ class LanguageModelServer(keras.layers.Layer):
 def serving_model(model, config, meta):
     return LanguageModelServer(model, meta["vocabulary"], meta["level"],
                                max_length=config.sample_length, temperature=config.temperature,
-                               top_k=config.top_k, seed=config.seed)
+                               top_k=config.top_k, seed=config.seed,
+                               max_generate=config.serve_max_length,
+                               max_prompt=config.serve_max_prompt)
 
 
 def example_inputs(config, meta):
@@ -274,10 +307,11 @@ def example_inputs(config, meta):
 
 
 def format_prediction(row):
-    """The generated text on one line (newlines shown as \\n)."""
+    """The prompt and its continuation on one line (newlines shown as \\n), then a
+    marker: ``predict`` prints the prompt after it ("The cat sat.   <- prompt: The ")."""
     text = row.get("text", row.get("generated", b""))
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-    return text.replace("\n", "\\n")
+    return text.replace("\n", "\\n") + "   <- prompt:"
 
 
 def score_table(rows):

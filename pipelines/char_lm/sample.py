@@ -9,28 +9,44 @@ as the exported signatures (``model.LanguageModelServer``), compiled with tf.fun
     rank(model, meta, texts) -> texts sorted by log P, most probable first
 """
 
+import math
+
 import tensorflow as tf
 
 from pipelines.char_lm.model import LanguageModelServer, score_table
 
 
-def _server(model, meta, allow_unk=False):
-    return LanguageModelServer(model, meta["vocabulary"], meta["level"], allow_unk=allow_unk)
+def _server(model, meta, allow_unk=False, max_generate=1000):
+    return LanguageModelServer(model, meta["vocabulary"], meta["level"], allow_unk=allow_unk,
+                               max_length=0, max_generate=max_generate)
+
+
+def check_arguments(max_length, temperature, top_k, top_p):
+    """ValueError naming the first out-of-range sampling argument (the ranges of the
+    export's ``generate``, ``zoo.decoding.sampling_checks``; no upper bound here)."""
+    if not max_length >= 0:
+        raise ValueError(f"Expected max_length >= 0. Received: max_length={max_length!r}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError("Expected temperature >= 0 (finite; 0 = greedy). "
+                         f"Received: temperature={temperature!r}")
+    if not top_k >= 0:
+        raise ValueError(f"Expected top_k >= 0 (0 = all tokens). Received: top_k={top_k!r}")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"Expected 0 < top_p <= 1. Received: top_p={top_p!r}")
 
 
 def sample(model, meta, prompts=("",), max_length=200, temperature=0.8, top_k=0, top_p=1.0,
            seed=0, allow_unk=False):
     """Texts continuing ``prompts`` ("" = from nothing), one per prompt.
 
-    Stops after ``max_length`` tokens or at <eos> (word level). ``temperature`` <= 0
-    is greedy; ``top_k`` 0 and ``top_p`` 1 switch those filters off; the same ``seed``
-    gives the same text. The word-level sampler never emits [UNK] unless ``allow_unk``.
+    Stops after ``max_length`` tokens (0: the prompts come back) or at <eos> (word
+    level). ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1 switch those
+    filters off; the same ``seed`` gives the same text. The word-level sampler never
+    emits [UNK] unless ``allow_unk``. Out-of-range values raise ValueError (see
+    ``check_arguments``).
     """
-    if max_length < 1:
-        raise ValueError(f"Expected max_length >= 1. Received: max_length={max_length!r}")
-    if not 0.0 < top_p <= 1.0:
-        raise ValueError(f"Expected 0 < top_p <= 1. Received: top_p={top_p!r}")
-    server = _server(model, meta, allow_unk)
+    check_arguments(max_length, temperature, top_k, top_p)
+    server = _server(model, meta, allow_unk, max_generate=max_length)
     generate = tf.function(server.generate)
     out = generate(
         tf.constant(list(prompts), tf.string), tf.constant(max_length, tf.int32),
@@ -71,16 +87,25 @@ def add_sample_arguments(parser):
 
 def run_sample(task, args):
     """sample text from the trained model (from nothing or from prompts)"""
+    from pipelines.common.cli import UsageError
+
     model, config, meta = _load(task, args)
     prompts = [p for p in args.prompts for _ in range(args.num_samples)]
-    texts = sample(
-        model, meta, prompts or [""],
-        max_length=args.max_length or config.sample_length,
-        temperature=config.temperature if args.temperature is None else args.temperature,
-        top_k=config.top_k if args.top_k is None else args.top_k,
-        top_p=config.top_p if args.top_p is None else args.top_p,
-        seed=args.seed, allow_unk=args.allow_unk,
-    )
+    settings = {
+        "max_length": config.sample_length if args.max_length is None else args.max_length,
+        "temperature": config.temperature if args.temperature is None else args.temperature,
+        "top_k": config.top_k if args.top_k is None else args.top_k,
+        "top_p": config.top_p if args.top_p is None else args.top_p,
+    }
+    try:
+        check_arguments(**settings)
+    except ValueError as e:  # one "error:" line and exit code 2, not a traceback
+        flag = "--" + str(e).split("Received: ")[-1].split("=")[0].replace("_", "-")
+        raise UsageError(f"{flag}: {e}") from None
+    if args.num_samples < 1:
+        raise UsageError(f"--num-samples: expected >= 1. Received: {args.num_samples}")
+    texts = sample(model, meta, prompts or [""], **settings, seed=args.seed,
+                   allow_unk=args.allow_unk)
     for i, text in enumerate(texts):
         print(f"--- sample {i + 1}" if len(texts) > 1 else "---")
         print(text)

@@ -195,13 +195,17 @@ def draw_report(report, out_dir, title):
 class TaggerServer(keras.layers.Layer):
     """Raw sentences (batch,) -> tags and entity spans; all preprocessing in the graph.
 
-    Outputs (B sentences, T tokens, E entities, padded with "" / -1):
+    Outputs (B sentences, T >= 1 tokens, E >= 0 entities, padded with "" / -1):
         tokens (B, T) string, tags (B, T) BIO string, lengths (B,) int32,
+        truncated (B,) bool: the sentence had more than ``serve_max_tokens`` tokens and
+        only its first ``serve_max_tokens`` were tagged,
         entity_types (B, E) string, entity_starts / entity_ends (B, E) int32 (token
         indices, end exclusive), entity_texts (B, E) string (tokens joined by spaces),
         entity_counts (B,) int32.
     ``tag(tokens)`` does the same for pre-tokenized input (B, T) strings padded with "",
-    the export's ``tokens`` signature (``endpoints``: serving_default and tokens).
+    the export's ``tokens`` signature (``endpoints``: serving_default and tokens). Any
+    batch works: B = 0, empty or whitespace-only sentences (lengths 0, no entities),
+    one-token sentences, any bytes (invalid UTF-8 is replaced by U+FFFD).
     """
 
     def __init__(self, tagger, meta, config, **kwargs):
@@ -217,13 +221,19 @@ class TaggerServer(keras.layers.Layer):
         self.type_names = tf.constant(names)
 
     def call(self, text):
-        return self.tag(data.tokenize(text, self.max_tokens))
+        # One token more than is tagged, so that ``tag`` can tell a cut sentence.
+        return self.tag(data.tokenize(text, self.max_tokens + 1))
 
     def tag(self, tokens):
-        tokens = data.pad_tokens(tokens[:, :self.max_tokens])  # (B, T)
+        truncated = tf.reduce_any(tf.not_equal(tokens[:, self.max_tokens:], ""), axis=1)  # (B,)
+        tokens = data.pad_tokens(tokens[:, :self.max_tokens])  # (B, T), T >= 1
         real = tf.not_equal(tokens, "")  # (B, T)
-        outputs = self.tagger(data.featurize(tokens, self.lookups, self.max_word_chars),
-                              training=False)
+        features = data.featurize(tokens, self.lookups, self.max_word_chars)
+        # An empty batch loses the time axis of the ragged characters: (0, 0, C) -> (0, T, C).
+        chars = features["chars"]
+        features["chars"] = tf.pad(
+            chars, [[0, 0], [0, tf.shape(tokens)[1] - tf.shape(chars)[1]], [0, 0]])
+        outputs = self.tagger(features, training=False)
         index = tf.cast(decode(outputs, self.head), tf.int32)  # (B, T)
         kind = tf.where(real, tf.gather(self.label_type, index), 0)  # (B, T), 0 = O
         previous = tf.pad(kind[:, :-1], [[0, 0], [1, 0]])
@@ -233,6 +243,7 @@ class TaggerServer(keras.layers.Layer):
         tags = tf.where(real, tags, "")
         return {"tokens": tokens, "tags": tags,
                 "lengths": tf.reduce_sum(tf.cast(real, tf.int32), axis=1),
+                "truncated": truncated,
                 **self._spans(tokens, kind, begins)}
 
     def _spans(self, tokens, kind, begins):

@@ -114,3 +114,60 @@ def test_sample_loop_in_a_tf_function_matches_eager():
     compiled = graph(tf.constant(8), tf.constant(5))
     np.testing.assert_array_equal(np.asarray(eager[0]), np.asarray(compiled[0]))
     assert np.asarray(compiled[0]).shape == (3, 8)
+
+
+@pytest.mark.parametrize("max_length,batch", [(0, 3), (-5, 3), (4, 0), (0, 0)])
+def test_sample_loop_of_nothing_to_generate_gives_empty_rows(max_length, batch):
+    """max_length <= 0 or an empty batch: (batch, 0) tokens, zero lengths, in a graph
+    with unknown batch (as in the export) and eagerly."""
+    table = np.random.default_rng(0).normal(size=(5, 5)).astype("float32")
+    step = _toy_step(table)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.float32), tf.TensorSpec([], tf.int32)])
+    def graph(first, max_length):
+        return decoding.sample_loop(step, first, [tf.zeros((tf.shape(first)[0], 1))], max_length, 1)
+
+    first = np.zeros((batch, 5), "float32")
+    for tokens, lengths in (graph(first, tf.constant(max_length)),
+                            decoding.sample_loop(step, first, [tf.zeros((batch, 1))], max_length, 1)):
+        assert np.asarray(tokens).shape == (batch, 0) and np.asarray(tokens).dtype == np.int32
+        np.testing.assert_array_equal(np.asarray(lengths), np.zeros(batch))
+
+
+def test_extreme_temperatures_stay_finite_and_never_draw_banned_tokens():
+    """τ -> 0 is greedy without overflow; a huge τ is uniform over the allowed tokens only."""
+    logits = np.array([[3.0, 1.0, -2.0, 0.5, 2.9]], "float32")
+    for tau in (1e-30, 1e-6):
+        filtered = np.asarray(decoding.filter_logits(logits, tau, banned_ids=[0]))
+        assert np.isfinite(filtered).all()
+        drawn = [int(decoding.sample_logits(logits, s, tau, banned_ids=[0])[0]) for s in range(20)]
+        assert set(drawn) == {4}  # the best allowed token
+    drawn = np.array([int(decoding.sample_logits(logits, s, 1e30, banned_ids=[0, 2])[0])
+                      for s in range(300)])
+    assert set(drawn.tolist()) == {1, 3, 4}  # uniform over the three allowed
+
+
+@pytest.mark.parametrize("name,args,message", [
+    ("max_length", (-1, 1.0, 0, 1.0), "Expected 0 <= max_length <= 50. Received: max_length=-1"),
+    ("max_length", (51, 1.0, 0, 1.0), "Expected 0 <= max_length <= 50. Received: max_length=51"),
+    ("temperature", (5, -1.0, 0, 1.0), "Expected temperature >= 0 (finite; 0 = greedy). "
+                                       "Received: temperature=-1"),
+    ("temperature", (5, float("nan"), 0, 1.0), "Received: temperature=nan"),
+    ("temperature", (5, float("inf"), 0, 1.0), "Received: temperature=inf"),
+    ("top_k", (5, 1.0, -2, 1.0), "Expected top_k >= 0 (0 = all tokens). Received: top_k=-2"),
+    ("top_p", (5, 1.0, 0, 0.0), "Expected 0 < top_p <= 1. Received: top_p=0"),
+    ("top_p", (5, 1.0, 0, 1.5), "Expected 0 < top_p <= 1. Received: top_p=1.5"),
+])
+def test_sampling_checks_name_the_argument_range_and_value(name, args, message):
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32),
+                                  tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)])
+    def checked(max_length, temperature, top_k, top_p):
+        with tf.control_dependencies(decoding.sampling_checks(max_length, temperature, top_k, top_p,
+                                                              max_allowed=50)):
+            return tf.identity(max_length)
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+        checked(*args)
+    assert message in caught.value.message
+    for edge in ((0, 0.0, 0, 1.0), (50, 1e30, 10**6, 1e-6)):  # the range's ends are accepted
+        assert int(checked(*edge)) == edge[0]

@@ -50,8 +50,39 @@ def test_seed_reproducible_and_lengths_bounded():
     assert a == b and a != c
     assert len(a[0]) == 30 and a[1].startswith("abc") and len(a[1]) == 33
     assert set("".join(a)) <= set("abcdefgh ")
-    with pytest.raises(ValueError, match="max_length"):
-        sample.sample(model, meta, [""], max_length=0)
+    assert sample.sample(model, meta, ["", "abc"], max_length=0, seed=1) == ["", "abc"]
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"max_length": -1}, "Expected max_length >= 0. Received: max_length=-1"),
+    ({"temperature": -1.0}, "Expected temperature >= 0 (finite; 0 = greedy). Received: temperature=-1.0"),
+    ({"temperature": float("nan")}, "Expected temperature >= 0 (finite; 0 = greedy). Received: temperature=nan"),
+    ({"top_k": -1}, "Expected top_k >= 0 (0 = all tokens). Received: top_k=-1"),
+    ({"top_p": 0.0}, "Expected 0 < top_p <= 1. Received: top_p=0.0"),
+])
+def test_sample_refuses_out_of_range_arguments(settings, message):
+    model, meta = _model(CHARS, "char")
+    with pytest.raises(ValueError) as caught:
+        sample.sample(model, meta, ["a"], **settings)
+    assert str(caught.value) == message
+
+
+def test_sample_command_max_length_zero_is_the_prompt_and_bad_values_are_one_line(
+        small_run, capsys):
+    from pipelines.common.cli import main
+
+    run = small_run("char_lm")
+    task, common = run["task"], ["--workdir", run["workdir"]]
+    capsys.readouterr()
+    assert main(task, ["sample", "The ", "--max-length", "0", *common]) == 0
+    assert capsys.readouterr().out == "---\nThe \n"
+    for flag, value, want in [("--top-p", "0", "error: --top-p: Expected 0 < top_p <= 1. Received: top_p=0.0"),
+                              ("--max-length", "-3", "error: --max-length: Expected max_length >= 0. "
+                               "Received: max_length=-3"),
+                              ("--temperature", "nan", "error: --temperature: Expected temperature >= 0 "
+                               "(finite; 0 = greedy). Received: temperature=nan")]:
+        assert main(task, ["sample", "The ", flag, value, *common]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [want]
 
 
 def test_word_sampler_never_emits_unk_unless_asked_and_stops_at_eos():
@@ -92,3 +123,22 @@ def test_char_scores_of_padded_batch_equal_single_texts():
         alone = sample.score(model, meta, [text])[0]
         assert row[0] == pytest.approx(alone[0], abs=1e-5)
         assert len(row[1]) == len(text)
+
+
+def test_generate_conditions_on_the_last_max_prompt_tokens_and_keeps_the_whole_prompt():
+    model, meta = _model(CHARS, "char")
+    for weight in model.weights:  # larger weights: the greedy path depends on the prompt
+        weight.assign(weight * 6.0)
+    args = (tf.constant(8), tf.constant(0.0), tf.constant(0), tf.constant(0))
+
+    def generated(server, prompt):
+        return server.generate(tf.constant([prompt]), *args)["generated"].numpy()[0].decode()
+
+    full = model_lib.LanguageModelServer(model, CHARS, "char", max_length=0)
+    cut = model_lib.LanguageModelServer(model, CHARS, "char", max_length=0, max_prompt=3)
+    assert generated(full, "hgfeabc") != generated(full, "abc")  # the early characters matter
+    assert generated(cut, "hgfeabc") == generated(cut, "abc") == generated(full, "abc")
+    text = cut.generate(tf.constant(["hgfeabc"]), *args)["text"].numpy()[0].decode()
+    assert text == "hgfeabc" + generated(cut, "abc")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Expected 0 <= max_length <= 1000"):
+        cut.generate(tf.constant(["a"]), tf.constant(1001), *args[1:])

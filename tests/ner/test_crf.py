@@ -137,3 +137,40 @@ def test_learns_a_transition_rule():
     model.fit(x, y, epochs=30, batch_size=64, verbose=0)
     decoded = keras.ops.convert_to_numpy(crf_decode(model.predict(x, verbose=0)))
     assert (decoded == y).mean() > 0.99
+
+
+def _decode_in_graph(potentials):
+    """crf_decode traced with unknown batch and time, as in an exported signature."""
+    import tensorflow as tf
+
+    k = potentials.shape[-1]
+    fn = tf.function(crf_decode, input_signature=[tf.TensorSpec((None, None, k, k), tf.float32)])
+    return fn(tf.constant(potentials, tf.float32)).numpy()
+
+
+@pytest.mark.parametrize("lengths", [(1,), (1, 0), (0,), (1, 1, 1), (2, 1, 0)])
+def test_decode_of_short_sentences_matches_enumeration_eager_and_in_graph(lengths):
+    """T = 1 (backtracking has no earlier step) and sentences with no real step."""
+    k, width = 3, max(lengths)
+    crf, a, s, e = _layer(k, seed=11)
+    u = np.random.RandomState(3).randn(len(lengths), width, k).astype("float32")
+    mask = np.arange(width)[None, :] < np.array(lengths)[:, None]
+    potentials = keras.ops.convert_to_numpy(crf(u, mask=mask))
+    for best in (keras.ops.convert_to_numpy(crf_decode(potentials)), _decode_in_graph(potentials)):
+        assert best.shape == (len(lengths), width) and best.dtype == np.int32
+        for b, n in enumerate(lengths):
+            if n:
+                assert best[b, :n].tolist() == brute_force(u[b, :n], a, s, e)[1]
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (2, 0), (0, 3), (0, 1)])
+def test_decode_and_log_partition_of_empty_shapes(shape):
+    """batch 0 and/or T = 0: (batch, T) tags; log Z = 0 for the empty sequence."""
+    k = 4
+    potentials = np.zeros(shape + (k, k), "float32")
+    for best in (keras.ops.convert_to_numpy(crf_decode(potentials)), _decode_in_graph(potentials)):
+        assert best.shape == shape and best.dtype == np.int32
+    log_z = keras.ops.convert_to_numpy(crf_log_partition(potentials))
+    assert log_z.shape == (shape[0],)
+    if shape[1] == 0:
+        np.testing.assert_allclose(log_z, 0.0)

@@ -121,12 +121,28 @@ def _initial(potentials):
     return ops.zeros_like(potentials[:, 0, 0]) + _BLOCKED * (1.0 - first)[None, :]
 
 
+def _with_carry_steps(potentials, steps):
+    """ψ (batch, T, K, K) followed by ``steps`` masked steps: (batch, T + steps, K, K).
+
+    A masked step (0 on the diagonal, -1e4 elsewhere) carries every chain state
+    unchanged: α and δ are the same after it (exp(-1e4) is 0 in float32) and its
+    back-pointer of state j is j. Scans then never run over zero steps, so T = 0 (and
+    T = 1, where backtracking has no earlier step) need no special case in the graph."""
+    shape = ops.shape(potentials)
+    k = potentials.shape[-1] if potentials.shape[-1] is not None else shape[-1]
+    carry = _BLOCKED * (1.0 - ops.eye(k, dtype=potentials.dtype))  # (K, K)
+    pad = ops.broadcast_to(carry[None, None], (shape[0], steps, k, k))
+    return ops.concatenate([potentials, ops.cast(pad, potentials.dtype)], axis=1)
+
+
 def crf_log_partition(potentials):
-    """log Z (batch,) of potentials ψ (batch, T, K, K), by the forward algorithm."""
+    """log Z (batch,) of potentials ψ (batch, T, K, K), by the forward algorithm
+    (T = 0 gives log Z = 0: the empty sequence is the only one)."""
     def step(alpha, psi):  # alpha (batch, K); psi (batch, K, K)
         alpha = ops.logsumexp(alpha[:, :, None] + psi, axis=1)  # (batch, K)
         return alpha, None
 
+    potentials = _with_carry_steps(potentials, 1)
     alpha, _ = ops.scan(step, _initial(potentials), ops.transpose(potentials, (1, 0, 2, 3)))
     return ops.logsumexp(alpha, axis=1)
 
@@ -155,23 +171,30 @@ def crf_loss(y_true, y_pred):
 
 
 def crf_decode(potentials):
-    """The Viterbi (highest-scoring) tags (batch, T) int32 of potentials ψ.
+    """The Viterbi (highest-scoring) tags (batch, T) int32 of potentials ψ (batch, T, K, K).
 
-    Masked steps repeat the last real tag (ignore them)."""
+    Masked steps repeat the last real tag (ignore them). Any T >= 0 and batch >= 0 work
+    (T = 0 gives (batch, 0)): two masked steps are appended before the scans (see
+    ``_with_carry_steps``) and their tags dropped."""
+    time = ops.shape(potentials)[1]
+    potentials = _with_carry_steps(potentials, 2)  # (batch, T + 2, K, K)
+
     def forward(delta, psi):  # delta (batch, K); psi (batch, K, K)
         scores = delta[:, :, None] + psi  # (batch, from i, to j)
+        best = ops.argmax(scores, axis=1)  # (batch, K); max by gather: batch 0 works eagerly
+        delta = ops.take_along_axis(scores, best[:, None, :], axis=1)[:, 0]
         # Back-pointers travel as floats: the scan's outputs share the carry's dtype.
-        return ops.max(scores, axis=1), ops.cast(ops.argmax(scores, axis=1), delta.dtype)
+        return delta, ops.cast(best, delta.dtype)
 
     delta, pointers = ops.scan(forward, _initial(potentials),
-                               ops.transpose(potentials, (1, 0, 2, 3)))  # pointers (T, batch, K)
+                               ops.transpose(potentials, (1, 0, 2, 3)))  # pointers (T+2, batch, K)
     pointers = ops.cast(pointers, "int32")
-    last = ops.cast(ops.argmax(delta, axis=1), "int32")  # (batch,)
+    last = ops.cast(ops.argmax(delta, axis=1), "int32")  # (batch,) y_{T+2}
 
     def backward(tag, pointer):  # tag y_t (batch,); pointer (batch, K) of step t
         previous = ops.take_along_axis(pointer, tag[:, None], axis=1)[:, 0]
         return previous, previous
 
-    _, earlier = ops.scan(backward, last, pointers[1:], reverse=True)  # (T-1, batch): y_1..y_{T-1}
-    tags = ops.concatenate([earlier, last[None, :]], axis=0)  # (T, batch)
-    return ops.transpose(tags, (1, 0))
+    _, earlier = ops.scan(backward, last, pointers[1:], reverse=True)  # (T+1, batch): y_1..y_{T+1}
+    tags = ops.concatenate([earlier, last[None, :]], axis=0)  # (T + 2, batch)
+    return ops.transpose(tags, (1, 0))[:, :time]
