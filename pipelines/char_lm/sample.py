@@ -11,12 +11,13 @@ as the exported signatures (``model.LanguageModelServer``), compiled with tf.fun
 
 import math
 
-import tensorflow as tf
-
-from pipelines.char_lm.model import LanguageModelServer, score_table
+# TensorFlow and the model are imported by the functions that use them: this module's
+# argument parsers are built for every `python -m pipelines.char_lm --help`.
 
 
 def _server(model, meta, allow_unk=False, max_generate=1000):
+    from pipelines.char_lm.model import LanguageModelServer
+
     return LanguageModelServer(model, meta["vocabulary"], meta["level"], allow_unk=allow_unk,
                                max_length=0, max_generate=max_generate)
 
@@ -45,6 +46,8 @@ def sample(model, meta, prompts=("",), max_length=200, temperature=0.8, top_k=0,
     emits [UNK] unless ``allow_unk``. Out-of-range values raise ValueError (see
     ``check_arguments``).
     """
+    import tensorflow as tf
+
     check_arguments(max_length, temperature, top_k, top_p)
     server = _server(model, meta, allow_unk, max_generate=max_length)
     generate = tf.function(server.generate)
@@ -58,6 +61,10 @@ def sample(model, meta, prompts=("",), max_length=200, temperature=0.8, top_k=0,
 
 def score(model, meta, texts):
     """[(log P(text) in nats, [(token, log P(token | earlier tokens)), ...]), ...]."""
+    import tensorflow as tf
+
+    from pipelines.char_lm.model import score_table
+
     out = _server(model, meta).score(tf.constant(list(texts), tf.string))
     out = {k: v.numpy() for k, v in out.items()}
     rows = [{k: v[i] for k, v in out.items()} for i in range(len(texts))]

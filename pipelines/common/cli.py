@@ -17,7 +17,7 @@ if "--verbose" not in sys.argv[1:]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipelines.common import config as config_lib  # noqa: E402
-from pipelines.common import distribute, distributed_tune  # noqa: E402
+from pipelines.common import cluster, distributed_tune  # noqa: E402
 from pipelines.common.textio import DataError  # noqa: E402
 
 
@@ -45,9 +45,9 @@ def build_parser(task):
                       help="discard an unfinished run in the workdir instead of resuming it")
 
     sub = parser.add_subparsers(dest="command")
-    distribute.add_arguments(
+    cluster.add_arguments(
         sub.add_parser("run", parents=[common, data], help="the main job (the default)"))
-    distribute.add_arguments(
+    cluster.add_arguments(
         sub.add_parser("train", parents=[common, data], help="train (resumes an unfinished run)"))
     p = sub.add_parser("evaluate", parents=[common], help="metrics of the trained model")
     p.add_argument("--data", help="file to evaluate on (default: the test split)")
@@ -133,10 +133,10 @@ def _say(args, *lines):
 
 
 def _train(task, args, config, workdir):
-    from pipelines.common import train
+    from pipelines.common import distribute, train
 
     started = time.time()
-    strategy = distribute.strategy_from_args(args)  # before any TensorFlow op
+    strategy = cluster.strategy_from_args(args)  # before any TensorFlow op
     datasets = task.make_datasets(config)
     sizes = ", ".join(f"{k} {v}" for k, v in datasets.sizes.items())
     _say(args, f"[{task.name}] data: {sizes}; work directory {workdir}", *datasets.notes)

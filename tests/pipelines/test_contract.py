@@ -156,3 +156,27 @@ def test_the_search_space_starts_at_every_preset(name):
         hp = kt.HyperParameters()
         assert task.search_space(hp, config) == config, preset
         assert hp.values, preset
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_help_and_a_bad_setting_answer_without_importing_tensorflow(name, tmp_path):
+    import subprocess
+    import sys
+
+    program = (
+        "import contextlib, io, sys\n"
+        "from pipelines.common.cli import main\n"
+        f"from pipelines.{name} import TASK\n"
+        "for argv in (['--help'], ['train', '--help'], *[[c, '--help'] for c in TASK.commands]):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main(TASK, argv)\n"
+        "        except SystemExit as e:\n"
+        "            assert e.code == 0, (argv, e.code)\n"
+        "code = main(TASK, ['train', '--set', 'epochs=0'])\n"
+        "print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n")
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2 []"
+    assert proc.stderr.strip() == "error: Config key 'epochs' expects a value >= 1. Received: 0"
