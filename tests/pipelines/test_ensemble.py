@@ -71,7 +71,7 @@ def test_interrupted_ensemble_resumes_without_retraining_finished_members(
     with pytest.raises(train.ResumeError, match="different data"):
         train.fit(TASK, config, workdir, other_data)
     assert run_cli(TASK, "train", *SMALL, "--workdir", workdir) == 0
-    assert "ensemble members [1] were already trained" in capsys.readouterr().out
+    assert "resuming: ensemble members [1] are already trained" in capsys.readouterr().out
     assert os.stat(member_1).st_mtime_ns == stamp, "member 1 was trained again"
     assert os.path.exists(os.path.join(workdir, "model.keras"))
     assert not os.path.exists(os.path.join(workdir, "ensemble.json"))
