@@ -136,13 +136,14 @@ def _train(task, args, config, workdir):
     from pipelines.common import distribute, train
 
     started = time.time()
+    fresh = getattr(args, "fresh", False)
+    if not fresh:  # before reading the data: answers at once
+        train.refuse_finished_run(workdir, config)
     strategy = cluster.strategy_from_args(args)  # before any TensorFlow op
     datasets = task.make_datasets(config)
     sizes = ", ".join(f"{k} {v}" for k, v in datasets.sizes.items())
     _say(args, f"[{task.name}] data: {sizes}; work directory {workdir}", *datasets.notes)
-    fresh = getattr(args, "fresh", False)
     if not fresh:
-        train.refuse_finished_run(workdir, config)
         point = train.resume_point(workdir)
         if point and point[0] == "members":
             _say(args, f"resuming: ensemble members {point[1]} are already trained")

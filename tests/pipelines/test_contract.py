@@ -84,8 +84,12 @@ def test_every_endpoint_runs_from_the_export_without_project_code(name, small_ru
     model, config, meta = train.load_trained(workdir, task.config_class)
     endpoints = task.serving_model(model, config, meta).endpoints()
     assert "serving_default" in endpoints
+    checked = []
     for signature, endpoint in endpoints.items():
         assert isinstance(endpoint, Endpoint)
+        if any(endpoint is other for other in checked):  # an alias (serving_default = generate)
+            continue
+        checked.append(endpoint)
         result = serving_check.run_export(run["version_dir"], dict(endpoint.example),
                                           signature=signature)
         assert result["blocked"] == {"zoo": True, "pipelines": True}, signature

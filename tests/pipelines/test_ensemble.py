@@ -16,6 +16,7 @@ SMALL = ["--preset", "small", "--set", "max_examples=300", "--set", "epochs=1",
          "--set", "ensemble=2", "-q"]
 
 
+@pytest.mark.slow  # about 90 s; .ci/run runs it in its second step
 def test_ensemble_averages_its_members_and_exports(tmp_path):
     workdir, export_dir = str(tmp_path / "work"), str(tmp_path / "saved_models")
     assert run_cli(TASK, *SMALL, "--workdir", workdir, "--export-dir", export_dir) == 0

@@ -86,7 +86,8 @@ def small():
     return config, TASK.make_datasets(config)
 
 
-@pytest.mark.parametrize("loop", ["model.fit", "distributed"])
+# The distributed loop's case is slow (about 90 s): .ci/run runs it in its second step.
+@pytest.mark.parametrize("loop", ["model.fit", pytest.param("distributed", marks=pytest.mark.slow)])
 def test_run_state_refuses_another_config_and_resumes(loop, small, tmp_path, monkeypatch):
     from pipelines.common import config as config_lib
     from pipelines.common import train
