@@ -30,6 +30,17 @@ def lazy(module, name):
     return call
 
 
+def contract_functions(data_module, model_module):
+    """The contract's functions under their usual names and modules (``make_datasets``
+    and ``read_split`` in data.py; ``build_model``, ``search_space``, ``serving_model``,
+    ``evaluate``, ``example_inputs``, ``format_prediction`` in model.py), each ``lazy``:
+    ``Task(name=..., **contract_functions(DATA, MODEL), ...)``."""
+    return {**{name: lazy(data_module, name) for name in ("make_datasets", "read_split")},
+            **{name: lazy(model_module, name)
+               for name in ("build_model", "search_space", "serving_model", "evaluate",
+                            "example_inputs", "format_prediction")}}
+
+
 def _lazy_modules(value):
     """The modules named by the ``lazy`` functions in ``value`` (records, dicts, tuples)."""
     if hasattr(value, "lazy_module"):

@@ -4,7 +4,7 @@ The model and data functions are imported when first called (``task.lazy``), so 
 command line answers ``--help`` and bad settings without importing TensorFlow."""
 
 from pipelines.common import inputs, metrics
-from pipelines.common.task import Task, lazy
+from pipelines.common.task import Task, contract_functions, lazy
 from pipelines.sentiment import config
 
 _DATA, _MODEL = "pipelines.sentiment.data", "pipelines.sentiment.model"
@@ -12,16 +12,9 @@ _DATA, _MODEL = "pipelines.sentiment.data", "pipelines.sentiment.model"
 TASK = Task(
     name="sentiment",
     presets=config.PRESETS,
-    make_datasets=lazy(_DATA, "make_datasets"),
-    read_split=lazy(_DATA, "read_split"),
-    build_model=lazy(_MODEL, "build_model"),
-    search_space=lazy(_MODEL, "search_space"),
-    serving_model=lazy(_MODEL, "serving_model"),
-    evaluate=lazy(_MODEL, "evaluate"),
+    **contract_functions(_DATA, _MODEL),
     report=metrics.CLASSIFICATION,
     predict_input=inputs.text_lines("text"),
-    example_inputs=lazy(_MODEL, "example_inputs"),
-    format_prediction=lazy(_MODEL, "format_prediction"),
     monitor="val_accuracy",
     combine=lazy(_MODEL, "combine"),
 )
