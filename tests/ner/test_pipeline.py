@@ -60,6 +60,7 @@ def test_export_runs_without_project_code_through_both_paths(ner_run):
     assert "['text']" in shown and "entity_types" in shown and "tags" in shown
 
 
+@pytest.mark.slow  # about 50 s; tests/serving runs the tokens signature without project code too
 def test_tokens_signature_runs_without_project_code(ner_run):
     words = [["Barack", "Obama", "visited", "Paris", "."], ["Paris", "", "", "", ""]]
     pre = serving_check.run_export(ner_run["version_dir"], {"tokens": words},

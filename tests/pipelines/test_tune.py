@@ -3,10 +3,13 @@
 import json
 import os
 
+import pytest
+
 from pipelines.sentiment import TASK
 from tests.pipelines.conftest import run_cli
 
 
+@pytest.mark.slow  # about 40 s; tests/ner/test_pipeline.py tunes in the default run
 def test_tune_records_best_and_resumes(tmp_path, capsys):
     workdir = str(tmp_path / "work")
     args = ["tune", "--preset", "small", "--workdir", workdir, "--set", "max_examples=200",
