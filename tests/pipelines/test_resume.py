@@ -32,6 +32,7 @@ def run(args, tmp_path, killer=False):
                           timeout=600)
 
 
+@pytest.mark.slow  # about 60 s (three processes); the in-process RunState tests below run by default
 def test_killed_training_resumes_from_last_completed_epoch(tmp_path):
     workdir = tmp_path / "work"
     args = ["train", "--preset", "small", "--set", "max_examples=300", "--set", "epochs=3",
