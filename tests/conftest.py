@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
 import importlib  # noqa: E402
 import io  # noqa: E402
 
@@ -35,3 +36,22 @@ def small_run(tmp_path_factory):
         return _RUNS[name]
 
     return get
+
+
+def assert_data_error(task, config, tmp_path, capsys, name, content, message):
+    """Writes ``content`` (None: no file) to ``tmp_path/name`` and checks that reading it
+    as ``config``'s data raises DataError ``message`` ({path} filled in), and that
+    ``train --data`` prints exactly that as one ``error:`` line and exits with 2."""
+    from pipelines.common.cli import main
+    from pipelines.common.textio import DataError
+
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    expected = message.format(path=path)
+    with pytest.raises(DataError) as e:
+        task.make_datasets(dataclasses.replace(config, data=str(path)))
+    assert str(e.value) == expected
+    code = main(task, ["train", "--preset", task.test_preset, "--data", str(path),
+                       "--workdir", str(tmp_path / "w"), "-q"])
+    assert code == 2 and capsys.readouterr().err == f"error: {expected}\n"

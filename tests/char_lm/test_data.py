@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines.char_lm import data
+from tests.conftest import assert_data_error
 
 
 def _strings(ragged):
@@ -109,23 +110,10 @@ ERRORS = [
 
 @pytest.mark.parametrize("name, content, message", ERRORS)
 def test_bad_corpus_files_are_data_errors_naming_the_file(tmp_path, capsys, name, content, message):
-    import dataclasses
-
     from pipelines.char_lm import TASK
     from pipelines.char_lm.config import PRESETS
-    from pipelines.common.cli import main
-    from pipelines.common.textio import DataError
 
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    expected = message.format(path=path)
-    with pytest.raises(DataError) as e:
-        data.make_datasets(dataclasses.replace(PRESETS["small"], data=str(path)))
-    assert str(e.value) == expected
-    code = main(TASK, ["train", "--preset", "small", "--data", str(path),
-                       "--workdir", str(tmp_path / "w"), "-q"])
-    assert code == 2 and capsys.readouterr().err == f"error: {expected}\n"
+    assert_data_error(TASK, PRESETS["small"], tmp_path, capsys, name, content, message)
 
 
 def test_too_short_for_carried_rows_and_a_lone_train_file(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from pipelines.common.textio import DataError
 from pipelines.ner import data
 from pipelines.ner.config import PRESETS
+from tests.conftest import assert_data_error
 
 SMALL = PRESETS["small"]
 
@@ -179,19 +180,10 @@ def test_person_target_is_binary():
      "{path}: no sentences (expected token lines, blank lines between sentences)"),
 ])
 def test_data_errors_are_one_cli_line_and_exit_2(tmp_path, capsys, name, content, message):
-    from pipelines.common.cli import main
     from pipelines.ner import TASK
 
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    expected = message.format(path=path)
-    with pytest.raises(DataError) as e:
-        data.make_datasets(dataclasses.replace(SMALL, data=str(path), max_examples=0))
-    assert str(e.value) == expected
-    code = main(TASK, ["train", "--preset", "small", "--data", str(path),
-                       "--workdir", str(tmp_path / "w"), "-q"])
-    assert code == 2 and capsys.readouterr().err == f"error: {expected}\n"
+    assert_data_error(TASK, dataclasses.replace(SMALL, max_examples=0), tmp_path, capsys,
+                      name, content, message)
 
 
 def test_word_dropout_is_seeded_and_only_on_training_batches(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from pipelines.common.textio import DataError
 from pipelines.sentiment import data
 from pipelines.sentiment.config import PRESETS
+from tests.conftest import assert_data_error
 
 SMALL = PRESETS["small"]
 
@@ -222,16 +223,6 @@ def test_confidence_options_are_ignored_for_other_data(tmp_path):
                              "(convert the file to UTF-8)"),
 ])
 def test_data_errors_are_one_cli_line_and_exit_2(tmp_path, capsys, name, content, message):
-    from pipelines.common.cli import main
     from pipelines.sentiment import TASK
 
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    expected = message.format(path=path)
-    with pytest.raises(DataError) as e:
-        data.make_datasets(small(data=str(path), max_examples=0))
-    assert str(e.value) == expected
-    code = main(TASK, ["train", "--preset", "small", "--data", str(path),
-                       "--workdir", str(tmp_path / "w"), "-q"])
-    assert code == 2 and capsys.readouterr().err == f"error: {expected}\n"
+    assert_data_error(TASK, small(max_examples=0), tmp_path, capsys, name, content, message)
