@@ -14,7 +14,9 @@ vocabulary of V tokens; decoding turns those logits z<t> (batch, V) into tokens:
 Sampling uses TensorFlow's stateless random ops with a seed (an int, or a tensor in a
 graph): the same seed gives the same sample, in eager code and inside a
 ``tf.function`` (an exported Serving signature). ``sample_loop`` runs the whole
-generation as one ``tf.while_loop``, so a Serving request returns a complete sample.
+generation as one ``tf.while_loop``, so a Serving request returns a complete sample;
+``frame_loop`` does the same for multi-hot frames (a piano roll), one Bernoulli per
+component (``sample_bernoulli``).
 """
 
 import keras
@@ -112,6 +114,22 @@ def sample_logits(logits, seed, temperature=1.0, top_k=0, top_p=1.0, banned_ids=
     return tf.where(tf.cast(temperature, tf.float32) > 0, drawn, greedy(filtered))
 
 
+def sample_bernoulli(logits, seed, temperature=1.0):
+    """Multi-hot frames from (batch, P) logits, each component on its own:
+    y[p] ~ Bernoulli(σ(z[p] / τ)) -> (batch, P) float32 of 0/1.
+
+    τ -> 0 gives y[p] = [z[p] > 0] (the most likely value of every component, which
+    τ <= 0 takes exactly); τ = 1 is the model's own distribution. ``seed`` as in
+    ``sample_logits``; NaN logits give 0."""
+    logits = tf.cast(logits, tf.float32)
+    temperature = tf.cast(temperature, tf.float32)
+    safe = tf.where(temperature > 0, temperature, tf.ones_like(temperature))
+    probs = tf.sigmoid(logits / safe)
+    uniform = tf.random.stateless_uniform(tf.shape(logits), seed=_seed_pair(seed))
+    drawn = uniform < probs
+    return tf.cast(tf.where(temperature > 0, drawn, logits > 0), tf.float32)
+
+
 def sample_loop(
     step_fn,
     logits,
@@ -124,7 +142,8 @@ def sample_loop(
     eos_id=None,
     banned_ids=(),
 ):
-    """Autoregressive sampling as one ``tf.while_loop`` (usable inside a tf.function).
+    """Autoregressive sampling of tokens as one ``tf.while_loop`` (usable inside a
+    tf.function).
 
     y<t> ~ filtered softmax(z<t>), then z<t+1>, states = step_fn(y<t>, states), for
     t = 1..max_length or until every row has produced ``eos_id``.
@@ -142,61 +161,100 @@ def sample_loop(
         tokens (batch, n) int32 with n <= max_length, 0 after a row's end;
         lengths (batch,) int32, the number of tokens before <EOS> (or n).
     """
+
+    def draw(logits, seed_pair):
+        return sample_logits(logits, seed_pair, temperature, top_k, top_p, banned_ids)
+
+    return _autoregressive(step_fn, logits, states, max_length, seed, draw, [], tf.int32,
+                           eos_id)
+
+
+def frame_loop(step_fn, logits, states, max_length, seed, temperature=1.0):
+    """Autoregressive sampling of multi-hot frames (a piano roll) as one
+    ``tf.while_loop``: y<t> ~ ``sample_bernoulli(z<t>, (seed, t), temperature)``, then
+    z<t+1>, states = step_fn(y<t>, states), for t = 1..max_length.
+
+    Args:
+        step_fn: ``(frames (batch, P) float32, states list) -> (logits (batch, P), states)``.
+        logits: (batch, P) logits of the first frame (after the primer).
+        states, max_length, seed: as in ``sample_loop``.
+
+    Returns frames (batch, max_length, P) float32 of 0/1.
+    """
+    size = logits.shape[-1]
+
+    def draw(logits, seed_pair):
+        return sample_bernoulli(logits, seed_pair, temperature)
+
+    frames, _ = _autoregressive(step_fn, logits, states, max_length, seed, draw, [size],
+                                tf.float32)
+    return frames
+
+
+def _autoregressive(step_fn, logits, states, max_length, seed, draw, item_shape, dtype,
+                    eos_id=None):
+    """The loop of ``sample_loop`` and ``frame_loop``: ``draw(logits, (seed, t))`` gives
+    step t's output (batch, *item_shape) of ``dtype``, fed back through ``step_fn``.
+    Returns (outputs (batch, n, *item_shape), lengths (batch,))."""
     logits = tf.convert_to_tensor(logits)
     batch = tf.shape(logits)[0]
     max_length = tf.cast(max_length, tf.int32)
     seed = tf.cast(seed, tf.int32)
-    # Slot 0 holds a row of zeros (dropped at the end): stacking never meets an empty
-    # list, so max_length <= 0 and an empty batch give (batch, 0) tokens.
-    tokens_ta = tf.TensorArray(tf.int32, size=1, dynamic_size=True, element_shape=[None])
-    tokens_ta = tokens_ta.write(0, tf.zeros((batch,), tf.int32))
+    # Slot 0 holds zeros (dropped at the end): stacking never meets an empty list, so
+    # max_length <= 0 and an empty batch give (batch, 0, ...) outputs.
+    zeros = tf.zeros(tf.concat([[batch], tf.constant(item_shape, tf.int32)], 0), dtype)
+    outputs_ta = tf.TensorArray(dtype, size=1, dynamic_size=True,
+                                element_shape=[None] + list(item_shape))
+    outputs_ta = outputs_ta.write(0, zeros)
     done = tf.zeros((batch,), tf.bool)
     lengths = tf.zeros((batch,), tf.int32)
 
-    def cond(t, logits, states, done, lengths, tokens_ta):
+    def cond(t, logits, states, done, lengths, outputs_ta):
         return (t < max_length) & ~tf.reduce_all(done)
 
-    def body(t, logits, states, done, lengths, tokens_ta):
-        token = sample_logits(
-            logits, tf.stack([seed, t]), temperature, top_k, top_p, banned_ids
-        )  # (batch,)
+    def body(t, logits, states, done, lengths, outputs_ta):
+        output = draw(logits, tf.stack([seed, t]))  # (batch, *item_shape)
         ended = done
         if eos_id is not None:
-            ended = done | tf.equal(token, eos_id)
-        token = tf.where(ended, tf.zeros_like(token), token)
+            ended = done | tf.equal(output, eos_id)
+            output = tf.where(ended, tf.zeros_like(output), output)
         lengths = lengths + tf.cast(~ended, tf.int32)
-        logits, states = step_fn(token, states)
+        logits, states = step_fn(output, states)
         return (t + 1, tf.cast(logits, tf.float32), list(states), ended, lengths,
-                tokens_ta.write(t + 1, token))
+                outputs_ta.write(t + 1, output))
 
-    steps, _, _, _, lengths, tokens_ta = tf.while_loop(
+    steps, _, _, _, lengths, outputs_ta = tf.while_loop(
         cond,
         body,
-        (tf.constant(0), tf.cast(logits, tf.float32), list(states), done, lengths, tokens_ta),
+        (tf.constant(0), tf.cast(logits, tf.float32), list(states), done, lengths, outputs_ta),
     )
-    tokens = tf.transpose(tokens_ta.stack()[1:])  # (batch, n)
-    tokens = tf.reshape(tokens, (batch, steps))  # static rank 2, even for batch 0
-    return tokens, lengths
+    rank = 2 + len(item_shape)
+    outputs = tf.transpose(outputs_ta.stack()[1:], [1, 0] + list(range(2, rank)))
+    # static rank, even for batch 0: (batch, n, *item_shape)
+    outputs = tf.reshape(outputs, tf.concat([[batch, steps], tf.constant(item_shape, tf.int32)], 0))
+    return outputs, lengths
 
 
-def sampling_checks(max_length, temperature, top_k, top_p=1.0, max_allowed=None):
+def sampling_checks(max_length, temperature, top_k=0, top_p=1.0, max_allowed=None,
+                    length_name="max_length"):
     """Assertions of the sampling scalars, for ``tf.control_dependencies``: each fails
     with an InvalidArgumentError whose message names the argument, its accepted range
     and the value received ("Expected temperature >= 0 (finite). Received: temperature=-1").
 
     Accepted: 0 <= max_length (<= max_allowed when given); temperature finite and >= 0
-    (0 = greedy); top_k >= 0 (0 = all, k > V = all); 0 < top_p <= 1 (1 = all)."""
+    (0 = greedy); top_k >= 0 (0 = all, k > V = all); 0 < top_p <= 1 (1 = all).
+    ``length_name``: the name the length input has in the messages ("steps")."""
     max_length = tf.cast(max_length, tf.int32)
     temperature = tf.cast(temperature, tf.float32)
     top_k = tf.cast(top_k, tf.int32)
     top_p = tf.cast(top_p, tf.float32)
     if max_allowed is None:
-        length_ok, length_range = max_length >= 0, "0 <= max_length"
+        length_ok, length_range = max_length >= 0, f"0 <= {length_name}"
     else:
         length_ok = (max_length >= 0) & (max_length <= max_allowed)
-        length_range = f"0 <= max_length <= {int(max_allowed)}"
+        length_range = f"0 <= {length_name} <= {int(max_allowed)}"
     rules = [
-        (length_ok, f"Expected {length_range}. Received: max_length={{}}", max_length),
+        (length_ok, f"Expected {length_range}. Received: {length_name}={{}}", max_length),
         (tf.math.is_finite(temperature) & (temperature >= 0.0),
          "Expected temperature >= 0 (finite; 0 = greedy). Received: temperature={}", temperature),
         (top_k >= 0, "Expected top_k >= 0 (0 = all tokens). Received: top_k={}", top_k),

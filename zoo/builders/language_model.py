@@ -11,7 +11,9 @@ scoring, and after temperature/top-k/top-p when sampling (``zoo.decoding``).
 Token id 0 is the start token and padding; its embedding is the zero vector.
 
 ``build_language_model`` returns the sequence model (token ids -> logits) used for
-training and scoring. ``build_step_model`` makes a second functional model from the
+training and scoring; ``build_frame_model`` is the same model over multi-hot frames
+(a piano roll: x<t> = y<t-1> in {0, 1}^P, e<t> = W_e x<t>, one sigmoid per component,
+ŷ<t>[p] = σ(z<t>[p]); x<1> = 0 is the silent frame). ``build_step_model`` makes a second functional model from the
 *same layer objects* (shared weights) that also takes and returns the recurrent
 states: fed one token at a time it gives exactly the sequence model's logits, and it
 carries state across windows (truncated backpropagation through time) or across the
@@ -66,6 +68,42 @@ class StartTokenEmbedding(keras.layers.Layer):
         }
 
 
+def _check_stack(num_layers, dropout, units):
+    if not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"Expected num_layers >= 1. Received: num_layers={num_layers!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"Expected 0 <= dropout < 1. Received: dropout={dropout!r}")
+    units_list = list(units) if isinstance(units, (list, tuple)) else [units] * num_layers
+    if len(units_list) != num_layers:
+        raise ValueError(f"Expected one units per layer ({num_layers}). Received: units={units!r}")
+    return units_list
+
+
+def _stack(inputs, embedding, cell, units_list, dropout, cell_kwargs, output_size, name):
+    """inputs -> embedding -> ``rnn_{l}`` / ``dropout_{l}`` layers -> ``logits``: the
+    functional model both builders return (the names ``build_step_model`` looks up)."""
+    # Layers.
+    recurrent = [
+        Recurrent(
+            zoo_cells.get(cell, n, **dict(cell_kwargs or {})),
+            return_sequences=True,
+            return_state=True,
+            name=f"rnn_{i}",
+        )
+        for i, n in enumerate(units_list)
+    ]
+    dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(len(units_list))]
+    output = keras.layers.Dense(output_size, name="logits")
+
+    # Functional model.
+    x = embedding(inputs)  # (batch, time, embedding_dim)
+    for layer, drop in zip(recurrent, dropouts):
+        x = layer(x)[0]  # (batch, time, units); final states unused here
+        x = drop(x)
+    logits = output(x)  # (batch, time, output_size)
+    return keras.Model(inputs, logits, name=name)
+
+
 def build_language_model(
     vocab_size,
     embedding_dim=64,
@@ -93,36 +131,40 @@ def build_language_model(
     """
     if not isinstance(vocab_size, int) or vocab_size < 2:
         raise ValueError(f"Expected vocab_size >= 2. Received: vocab_size={vocab_size!r}")
-    if not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"Expected num_layers >= 1. Received: num_layers={num_layers!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"Expected 0 <= dropout < 1. Received: dropout={dropout!r}")
-    units_list = list(units) if isinstance(units, (list, tuple)) else [units] * num_layers
-    if len(units_list) != num_layers:
-        raise ValueError(f"Expected one units per layer ({num_layers}). Received: units={units!r}")
-
-    # Layers.
-    embedding = StartTokenEmbedding(vocab_size, embedding_dim, name="embedding")
-    recurrent = [
-        Recurrent(
-            zoo_cells.get(cell, n, **dict(cell_kwargs or {})),
-            return_sequences=True,
-            return_state=True,
-            name=f"rnn_{i}",
-        )
-        for i, n in enumerate(units_list)
-    ]
-    dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(num_layers)]
-    output = keras.layers.Dense(vocab_size, name="logits")
-
-    # Functional model.
+    units_list = _check_stack(num_layers, dropout, units)
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    x = embedding(ids)  # (batch, time, embedding_dim)
-    for layer, drop in zip(recurrent, dropouts):
-        x = layer(x)[0]  # (batch, time, units); final states unused here
-        x = drop(x)
-    logits = output(x)  # (batch, time, V)
-    return keras.Model(ids, logits, name=name)
+    embedding = StartTokenEmbedding(vocab_size, embedding_dim, name="embedding")
+    return _stack(ids, embedding, cell, units_list, dropout, cell_kwargs, vocab_size, name)
+
+
+def build_frame_model(
+    frame_size,
+    embedding_dim=64,
+    cell="lstm",
+    units=256,
+    num_layers=1,
+    dropout=0.0,
+    cell_kwargs=None,
+    name="frame_model",
+):
+    """The language model of multi-hot frames: frames (batch, time, P) -> logits
+    (batch, time, P), one independent Bernoulli per component given the past:
+    log P(y<t> | y<1..t-1>) = Σ_p y<t>[p] log σ(z<t>[p]) + (1 - y<t>[p]) log σ(-z<t>[p]).
+
+    The input x<t> = y<t-1> (x<1> = 0) is projected by ``embedding``, a Dense layer
+    (e<t> = W_e x<t> + b_e); the rest is ``build_language_model``'s stack and names.
+
+    Args:
+        frame_size: P, the components of a frame (pitches of a piano roll).
+        embedding_dim, cell, units, num_layers, dropout, cell_kwargs, name: as in
+            ``build_language_model``.
+    """
+    if not isinstance(frame_size, int) or frame_size < 1:
+        raise ValueError(f"Expected frame_size >= 1. Received: frame_size={frame_size!r}")
+    units_list = _check_stack(num_layers, dropout, units)
+    frames = keras.Input(shape=(None, frame_size), dtype="float32", name="frames")
+    embedding = keras.layers.Dense(embedding_dim, name="embedding")
+    return _stack(frames, embedding, cell, units_list, dropout, cell_kwargs, frame_size, name)
 
 
 def recurrent_layers(model):
@@ -148,17 +190,19 @@ def initial_states(model, batch_size):
 def build_step_model(model):
     """A stateful form of ``model`` sharing its weights (no copy).
 
-    Inputs: ``token_ids`` (batch, time) int32, ``step_mask`` (batch, time) bool
-    (False steps leave the states unchanged: padding), and the states ``state_{i}``
-    (batch, units_i), in the order of ``state_shapes(model)``.
-    Outputs: ``logits`` (batch, time, V) and ``states`` (the list after the last
+    Inputs: the model's own input (``token_ids`` (batch, time) int32, or ``frames``
+    (batch, time, P) float32), ``step_mask`` (batch, time) bool (False steps leave the
+    states unchanged: padding), and the states ``state_{i}`` (batch, units_i), in the
+    order of ``state_shapes(model)``.
+    Outputs: ``logits`` (batch, time, V or P) and ``states`` (the list after the last
     unmasked step). Dropout is inactive unless called with training=True.
     With time = 1 it is one step of the RNN; any time works (a prompt, a window).
     """
     layers = recurrent_layers(model)
     if not layers:
         raise ValueError(f"Model {model.name!r} has no rnn_0 layer; build it with build_language_model.")
-    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    spec = model.inputs[0]
+    ids = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=spec.name)
     mask = keras.Input(shape=(None,), dtype="bool", name="step_mask")
     state_inputs = [
         keras.Input(shape=(n,), dtype="float32", name=f"state_{i}")
