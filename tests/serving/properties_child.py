@@ -13,17 +13,27 @@ cleared by the parent), in a process where ``zoo`` and ``pipelines`` cannot be i
 ``ranges``: the serving model's ``input_ranges()`` (inclusive, null = unbounded, floats
 also finite); a scalar with no range must accept every value of its dtype.
 
-For each signature it runs, once loaded: fixed edge requests (every batch kind with the
-example's scalars, every scalar at, below and above its range with a short batch), then
-``max_examples`` hypothesis requests (arbitrary unicode and bytes, empty and
-whitespace-only strings, batches of 0, 1, a few and several hundred, very long strings,
-scalars anywhere). Subnormal floats count as 0 (TensorFlow flushes them on CPU). Every
+Batched inputs (first dimension None) hold strings or numbers; those of one request
+share the batch. For each signature it runs, once loaded: fixed edge requests (each
+batched input's edges, the other batched inputs the example's rows repeated to the same
+batch, with the example's scalars; then every scalar at, below and above its range with
+the example's batches), then ``max_examples`` hypothesis requests (batches of 0, 1, a
+few and several hundred; strings: arbitrary unicode and bytes, empty and
+whitespace-only strings, very long strings; numbers: any values of the dtype, the edge
+values favoured; scalars anywhere). Numeric edge values: 0, +-1, the integer extremes,
+for floats also 0.5, +-0.9 x the largest (3e38 in float32), NaN, +-inf and subnormals;
+numeric edge requests: batch 0, time (every None dimension past the batch) 0, 1 and
+1000 (batch 1), 300 rows of time 2, and each edge value everywhere. Hypothesis draws
+each None dimension past the batch per input (0 to 1000, at most 8 for a big batch, at
+most 2 million elements an input); static dimensions are as declared.
+Subnormal scalars count as 0 (TensorFlow flushes them on CPU). Every
 call must return the signature's outputs with their declared
 dtypes and shapes, one row per input row, finite floats, or, when a scalar is out of its
 range, raise InvalidArgumentError saying "Expected ... Received: <input>=...".
-Large batches are paired with small in-range scalars so that each call stays short; the
-range edges are met with small batches. Then 8 threads call the loaded signature at once
-and must give what sequential calls gave.
+Large batches are paired with small in-range scalars (and short numeric time dimensions)
+so that each call stays short; the range edges are met with small batches. Then 8
+threads call the loaded signature at once (each request the example's batched rows
+rotated and repeated) and must give what sequential calls gave.
 
 A call still running after ``call_limit`` seconds is reported as a hang (with its
 request) and ends the child. Prints one line ``RESULT {json}``: blocked, modules, and per signature the number of
@@ -88,10 +98,8 @@ ANY = st.one_of(SHORT, st.text(max_size=80), st.binary(max_size=80), _long())
 KINDS = {"empty": (0, 0), "one": (1, 1), "few": (2, 6), "many": (200, 400)}
 
 
-def _strings(draw, kind, rank):
+def _strings(draw, kind, batch, rank):
     """A (batch,) or (batch, width) object array of str/bytes for a batch ``kind``."""
-    low, high = KINDS[kind]
-    batch = draw(st.integers(low, high))
     item = SHORT if kind == "many" else ANY
     if rank == 1:
         return _array(draw(st.lists(item, min_size=batch, max_size=batch)), (batch,))
@@ -108,6 +116,87 @@ def _array(values, shape):
         row = values[index[0]]
         out[index] = row if len(shape) == 1 else row[index[1]]
     return out
+
+
+STRING_EDGES = {
+    1: [[], [""], ["   "], [" \t\n"], ["Obama"], ["a", "b"], ["", "Obama", ""],
+        [b"\xff\xfe", b"caf\xe9"], ["x" * 20000], ["a " * 6000], ["Obama ."] * 300],
+    2: [np.empty((0, 0), object), np.empty((0, 3), object), np.empty((2, 0), object),
+        [[""]], [["Obama"]], [["a"], ["b"]], [["", ""]], [[b"\xff", "x" * 20000]],
+        [["a"] * 1000], [["Paris", ""]] * 300],
+}
+
+
+# ------------------------------------------------------------------------ numbers
+
+MAX_ELEMENTS = 2_000_000  # per numeric input of a hypothesis request: each call stays short
+EDGE_SHAPES = [(0, 0), (0, 5), (2, 0), (1, 1), (3, 7), (1, 1000), (300, 2)]  # (batch, time)
+
+
+def _specials(dtype):
+    """Edge values of a numeric dtype: 0, +-1 and the extremes; floats also 0.5, +-huge,
+    NaN, +-inf and subnormals."""
+    if dtype.kind in "iu":
+        lo, hi = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
+        return [v for v in (0, 1, -1, 2, 127, 128, lo, hi) if lo <= v <= hi]
+    huge, sub = 0.9 * float(np.finfo(dtype).max), float(np.finfo(dtype).smallest_subnormal)
+    return [0.0, -0.0, 1.0, 0.5, -1.0, huge, -huge, math.nan, math.inf, -math.inf, sub,
+            -sub, 3 * sub]
+
+
+def _numbers(draw, spec, kind, batch):
+    """A (batch, ...) array of the input's dtype: each None dimension drawn (at most 8
+    for a big batch, 1000 else, and ``MAX_ELEMENTS`` in all), static ones as declared;
+    the values a drawn palette of up to 8 (edge values or any), placed at random."""
+    dtype = np.dtype(spec["dtype"])
+    room = MAX_ELEMENTS // max(batch, 1) // max(math.prod(d for d in spec["shape"][1:] if d), 1)
+    shape = [batch]
+    for dim in spec["shape"][1:]:
+        if dim is None:
+            top = min(8 if kind == "many" else 1000, room)
+            dim = draw(st.one_of(st.sampled_from([0, min(1, top), top]), st.integers(0, top)))
+            room //= max(dim, 1)
+        shape.append(dim)
+    if dtype.kind in "iu":
+        any_value = st.integers(int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    else:
+        any_value = st.floats(width=8 * dtype.itemsize)
+    value = st.one_of(st.sampled_from(_specials(dtype)), any_value)
+    palette = np.array(draw(st.lists(value, min_size=1, max_size=8)), dtype)
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1))).choice(palette, size=shape)
+
+
+def _number_edges(spec):
+    """The edge shapes (every None dimension past the batch = time) filled with the
+    edge values in turn, then each edge value everywhere in a (2, 3, ...) array."""
+    dtype = np.dtype(spec["dtype"])
+    specials = np.array(_specials(dtype), dtype)
+
+    def shape(batch, time):
+        return (batch, *(time if d is None else d for d in spec["shape"][1:]))
+
+    return ([np.resize(specials, s) for s in dict.fromkeys(shape(*e) for e in EDGE_SHAPES)]
+            + [np.full(shape(2, 3), v, dtype) for v in specials])
+
+
+# ------------------------------------------------------------------------ batched inputs
+
+
+def _batched(spec, value):
+    """``value`` as the input's array (strings: an object array)."""
+    return np.asarray(value, object if spec["dtype"] == "string" else spec["dtype"])
+
+
+def _rows(array, count, start=0):
+    """``count`` rows of ``array``: its rows in turn from row ``start``, repeated."""
+    return array[(np.arange(count) + start) % len(array)]
+
+
+def _batch_edges(spec):
+    if spec["dtype"] != "string":
+        return _number_edges(spec)
+    return [v if isinstance(v, np.ndarray) else _array(v, np.shape(np.array(v, dtype=object)))
+            for v in STRING_EDGES[len(spec["shape"])]]
 
 
 # ------------------------------------------------------------------------ scalars
@@ -178,6 +267,10 @@ def _describe(feeds):
             lengths = [len(v) for v in value.reshape(-1)]
             out[name] = (f"shape {value.shape}, longest {max(lengths, default=0)}, first "
                          f"{_short(value.reshape(-1)[:3].tolist(), 120)}")
+        elif isinstance(value, np.ndarray):
+            values = np.unique(value).tolist()
+            values = values if len(values) <= 8 else values[:4] + ["..."] + values[-4:]
+            out[name] = f"{value.dtype} shape {value.shape}, values {_short(values, 120)}"
         else:
             out[name] = _short(value)
     return out
@@ -248,26 +341,17 @@ class Checker:
 
 
 def _edge_requests(info):
-    """The batch kinds with the example's scalars, then each scalar's edges."""
+    """Each batched input's edges (the other batched inputs: the example's rows, as many)
+    with the example's scalars, then each scalar's edges."""
     example = info["example"]
-    requests = []
     vector = [s for s in info["inputs"] if s["shape"]]
-    fixed = {
-        1: [[], [""], ["   "], [" \t\n"], ["Obama"], ["a", "b"], ["", "Obama", ""],
-            [b"\xff\xfe", b"caf\xe9"], ["x" * 20000], ["a " * 6000], ["Obama ."] * 300],
-        2: [np.empty((0, 0), object), np.empty((0, 3), object), np.empty((2, 0), object),
-            [[""]], [["Obama"]], [["a"], ["b"]], [["", ""]], [[b"\xff", "x" * 20000]],
-            [["a"] * 1000], [["Paris", ""]] * 300],
-    }
-    scalars = {n: v for n, v in example.items() if not np.shape(v) and n not in
-               {s["name"] for s in vector}}
+    base = {s["name"]: _batched(s, example[s["name"]]) for s in vector}
+    scalars = {n: v for n, v in example.items() if n not in base}
+    requests = []
     for spec in vector:
-        for value in fixed[len(spec["shape"])]:
-            feeds = {s["name"]: np.asarray(example[s["name"]], object) for s in vector}
-            feeds[spec["name"]] = value if isinstance(value, np.ndarray) else _array(
-                value, np.shape(np.array(value, dtype=object)))
-            requests.append({**feeds, **scalars})
-    base = {s["name"]: np.asarray(example[s["name"]], object) for s in vector}
+        for value in _batch_edges(spec):
+            feeds = {n: _rows(v, len(value)) for n, v in base.items()}
+            requests.append({**feeds, spec["name"]: value, **scalars})
     for spec in info["inputs"]:
         if not spec["shape"]:
             for value in _edges(spec["dtype"], info["ranges"].get(spec["name"])):
@@ -286,9 +370,9 @@ def check_signature(loaded, name, info, max_examples):
     @st.composite
     def requests(draw):
         kind = draw(st.sampled_from(sorted(KINDS)))
-        feeds = {s["name"]: _strings(draw, kind, len(s["shape"])) for s in vector[:1]}
-        for s in vector[1:]:  # further batched inputs: as many rows as the first
-            feeds[s["name"]] = feeds[vector[0]["name"]]
+        batch = draw(st.integers(*KINDS[kind]))
+        feeds = {s["name"]: _strings(draw, kind, batch, len(s["shape"]))
+                 if s["dtype"] == "string" else _numbers(draw, s, kind, batch) for s in vector}
         for s in scalar_specs:
             feeds[s["name"]] = _scalar(draw, s, info["ranges"].get(s["name"]), kind == "many")
         return feeds
@@ -320,15 +404,10 @@ def concurrency(loaded, name, info, threads=8):
     """Requests from 8 threads released at once vs. the same requests one by one."""
     checker = Checker(name, loaded.signatures[name], info)
     example = info["example"]
-    vector = [s["name"] for s in info["inputs"] if s["shape"]]
-    requests = []
-    for i in range(threads * 2):
-        feeds = dict(example)
-        for key in vector:  # each request its own rows: the example's, rotated, repeated
-            rows = list(np.asarray(example[key], object))
-            rows = rows[i % len(rows):] + rows[:i % len(rows)]
-            feeds[key] = np.array(rows * (1 + i % 3), dtype=object)
-        requests.append(feeds)
+    vector = {s["name"]: _batched(s, example[s["name"]]) for s in info["inputs"] if s["shape"]}
+    # each request its own rows: the example's, rotated and repeated
+    requests = [{**example, **{key: _rows(rows, len(rows) * (1 + i % 3), i)
+                               for key, rows in vector.items()}} for i in range(threads * 2)]
     sequential = []
     for feeds in requests:
         out, error = checker.call(feeds)
