@@ -71,6 +71,8 @@ def build_parser(task):
                    help="a file of inputs (repeatable; '-' for stdin)")
     p.add_argument("--model", help="an export version directory (default: the latest under "
                    "--export-dir)")
+    p.add_argument("--out", help="directory for the files a task writes from its predictions "
+                   "(MIDI, pictures; default <workdir>/predictions)")
     for name, (add_arguments, run) in task.commands.items():
         add_arguments(sub.add_parser(name, parents=[common], help=(run.__doc__ or name).strip()))
     return parser
@@ -213,21 +215,40 @@ def cmd_export(task, args):
     return 0
 
 
-def _show_predictions(task, args, version_dir, items):
-    """Runs ``items`` of the task's ``predict_input`` through the export and prints a
-    line per item: the prediction, then the input shown short."""
+def _show_predictions(task, args, version_dir, items, reader, out_dir):
+    """Runs ``items`` of ``reader`` (the task's ``predict_input``) through the export
+    and prints a line per item: the prediction (and the files ``reader.save`` wrote
+    into ``out_dir``), then the input shown short."""
     from pipelines.common import export
 
-    reader = task.predict_input
     rows = export.predict(version_dir, reader.feed(items), signature=reader.endpoint) if items else []
-    for item, row in zip(items, rows):
-        _say(args, f"{task.format_prediction(row):<28} {reader.show(item)}")
+    for index, (item, row) in enumerate(zip(items, rows)):
+        shown = task.format_prediction(row)
+        if reader.save is not None:
+            shown += " -> " + ", ".join(reader.save(row, item, out_dir, index))
+        _say(args, f"{shown:<28} {reader.show(item)}")
+
+
+def export_reader(task, version_dir):
+    """The task's ``predict_input`` bound to the config and meta saved in an export."""
+    reader = task.predict_input
+    if reader.bind is None:
+        return reader
+    extra = os.path.join(version_dir, "assets.extra")
+    return reader.for_model(config_lib.load(task.config_class, os.path.join(extra, "config.json")),
+                            config_lib.read_json(os.path.join(extra, "meta.json")))
 
 
 def cmd_predict(task, args):
     from pipelines.common import export
 
-    reader = task.predict_input
+    if args.model:  # which export first: its config says how to read the inputs
+        if not os.path.isfile(os.path.join(args.model, "saved_model.pb")):
+            raise UsageError(f"{args.model}: not an export version directory (no saved_model.pb).")
+        version_dir = args.model
+    else:
+        version_dir = export.latest_version_dir(args.export_dir, task.name)
+    reader = export_reader(task, version_dir)
     items = [reader.read_text(text) for text in args.text]
     for path in args.file:
         if path == "-":
@@ -241,13 +262,8 @@ def cmd_predict(task, args):
         items = _read_stdin(reader)
         if not items:
             raise UsageError("Nothing to predict: stdin was empty.")
-    if args.model:
-        if not os.path.isfile(os.path.join(args.model, "saved_model.pb")):
-            raise UsageError(f"{args.model}: not an export version directory (no saved_model.pb).")
-        version_dir = args.model
-    else:
-        version_dir = export.latest_version_dir(args.export_dir, task.name)
-    _show_predictions(task, args, version_dir, items)
+    out_dir = args.out or os.path.join(workdir_of(task, args), "predictions")
+    _show_predictions(task, args, version_dir, items, reader, out_dir)
     return 0
 
 
@@ -313,9 +329,10 @@ def cmd_run(task, args):
             os.path.join(workdir, "eval"), f"{task.name}: {split} split", config)
     version_dir = _export(task, args, model, config, datasets.meta)
     _say(args, f"[{task.name}] example predictions through the export:")
-    reader = task.predict_input
+    reader = task.predict_input.for_model(config, datasets.meta)
     _show_predictions(task, args, version_dir,
-                      [reader.read_text(v) for v in task.example_inputs(config, datasets.meta)])
+                      [reader.read_text(v) for v in task.example_inputs(config, datasets.meta)],
+                      reader, os.path.join(workdir, "samples"))
     return 0
 
 

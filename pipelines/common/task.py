@@ -106,14 +106,26 @@ class PredictInput:
     ``feed(items)`` the endpoint's batched inputs {name: array} for a list of items;
     ``show(item)`` the short text printed beside each prediction. ``stdin``: with no
     ``--text``/``--file``, read a piped stdin as a file.
+
+    Optional: ``save(row, item, out_dir, index) -> [paths]`` writes files made from one
+    prediction (MIDI, pictures) into ``predict --out``; ``bind(config, meta) ->
+    PredictInput`` gives the reader of one trained model (a primer read on the
+    model's grid): ``predict`` binds it to the export's saved config and meta, the
+    main job to its own (``for_model``).
     """
 
     endpoint: str
-    read_text: Callable[[str], Any]
-    read_file: Callable[[str], list]
+    read_text: Optional[Callable[[str], Any]]
+    read_file: Optional[Callable[[str], list]]
     feed: Callable[[list], Mapping[str, Any]]
     show: Callable[[Any], str]
     stdin: bool = True
+    save: Optional[Callable[..., list]] = None
+    bind: Optional[Callable[..., "PredictInput"]] = None
+
+    def for_model(self, config, meta):
+        """The reader for the model trained with ``config`` and ``meta``."""
+        return self.bind(config, meta) if self.bind else self
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ import typing
 import pytest
 
 import pipelines
+from pipelines.common import config as config_lib
 from pipelines.common import export, serving_check
 from pipelines.common.cli import main
 from pipelines.common.task import Endpoint, Task
@@ -38,14 +39,14 @@ def _one_error_line(capsys, *argv, task):
 
 
 def test_every_task_package_is_a_task():
-    assert {"sentiment", "char_lm", "ner"} <= set(NAMES)
+    assert {"sentiment", "char_lm", "ner", "music"} <= set(NAMES)
     for name in NAMES:
         task = _task(name)
         assert isinstance(task, Task) and task.name == name
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_main_job_trains_evaluates_exports_and_predicts(name, small_run, capsys):
+def test_the_main_job_trains_evaluates_exports_and_predicts(name, small_run, capsys, tmp_path):
     run = small_run(name)
     task, workdir = run["task"], run["workdir"]
     for artifact in ("model.keras", "config.json", "meta.json", "history.json"):
@@ -65,14 +66,23 @@ def test_the_main_job_trains_evaluates_exports_and_predicts(name, small_run, cap
         open(os.path.join(workdir, "config.json")))
 
     meta = json.load(open(os.path.join(workdir, "meta.json")))
-    values = task.example_inputs(task.presets[task.test_preset], meta)[:2]
-    shown = [task.predict_input.show(task.predict_input.read_text(v)) for v in values]
+    config = config_lib.load(task.config_class, os.path.join(workdir, "config.json"))
+    reader = task.predict_input.for_model(config, meta)
+    values = task.example_inputs(config, meta)[:2]
+    shown = [reader.show(reader.read_text(v)) for v in values]
     capsys.readouterr()
-    assert main(task, ["predict", "--export-dir", run["export_dir"],
+    out = tmp_path / "predictions"
+    assert main(task, ["predict", "--export-dir", run["export_dir"], "--out", str(out),
                        *[a for v in values for a in ("--text", v)]]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(values)  # one line per input, ending with the input shown
     assert all(line.endswith(s) for line, s in zip(lines, shown)), (lines, shown)
+    if reader.save is None:
+        assert not out.exists()
+    else:  # the files it names exist, in --out
+        written = [p for line, s in zip(lines, shown)
+                   for p in line[:-len(s)].split(" -> ")[1].strip().split(", ")]
+        assert written and all(p.startswith(str(out)) and os.path.getsize(p) for p in written)
 
 
 @pytest.mark.parametrize("name", NAMES)
