@@ -1,6 +1,8 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The music pipeline caches parsed chorales in the user cache: tests use their own.
+os.environ.setdefault("SEQZOO_CACHE", __import__("tempfile").mkdtemp(prefix="seqzoo_cache_"))
 
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402

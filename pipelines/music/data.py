@@ -171,7 +171,7 @@ def read_jsb(path):
             raw = f.read()
         if not raw.strip():
             raise DataError(path, "the file is empty")
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(path, f"not JSON ({_short(e)})") from None
     if not isinstance(data, dict) or "train" not in data:
@@ -457,6 +457,9 @@ def load_pieces(config):
                 return chorales(config.max_examples, progress=_progress)
             pieces, bad = read_source(name)
             skipped.extend(bad)
+            if len(pieces) < 2:
+                raise DataError(name, "one piece: splitting needs at least 2 (train and valid); "
+                                "pass a folder, or --train FILE --valid FILE")
             return pieces
 
         def read_split_file(name):
