@@ -148,9 +148,10 @@ class MusicServer(keras.layers.Layer):
         self.frames = meta["encoding"] == "piano_roll"
         self.low, self.high = int(meta["min_pitch"]), int(meta["max_pitch"])
         self.max_steps, self.max_primer = int(max_steps), int(max_primer)
-        self.defaults = {"steps": int(steps), "temperature": float(temperature), "seed": int(seed)}
-        if not self.frames:
-            self.defaults.update(top_k=int(top_k), top_p=float(top_p))
+        defaults = {"steps": int(steps), "temperature": float(temperature), "seed": int(seed)}
+        if not self.frames:  # melody events: top-k / top-p filtering too
+            defaults.update(top_k=int(top_k), top_p=float(top_p))
+        self.defaults = defaults
         self.fold = tf.constant(fold_matrix(self.low, self.high))
 
     # -------------------------------------------------------------- MIDI <-> model
@@ -214,8 +215,10 @@ class MusicServer(keras.layers.Layer):
         logits, states = self._step(inputs, mask, states)
         last = tf.gather(logits, lengths, axis=1, batch_dims=1)  # after the last primer step
 
-        def step_fn(output, states):
-            logits, states = self._step(output[:, None], tf.ones([batch, 1], tf.bool), states)
+        def step_fn(output, states):  # one step: output (batch, P) frame or (batch,) ids
+            step = output[:, None]
+            mask = tf.ones_like(step[:, :, 0] if self.frames else step, tf.bool)  # (batch, 1)
+            logits, states = self._step(step, mask, states)
             return logits[:, -1], states
 
         if self.frames:
