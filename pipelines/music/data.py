@@ -253,10 +253,12 @@ def _load_cache(path):
 
 
 def _progress(done, total):
-    """Parsing progress on stderr, one updating line (the CLI's only output here)."""
-    end = "\n" if done == total else ""
-    print(f"\rparsing the music21 chorales (once; cached): {done}/{total}", end=end,
-          file=sys.stderr, flush=True)
+    """Parsing progress on stderr: one updating line on a terminal, else a line every 50."""
+    line = f"parsing the music21 chorales (once, then cached): {done}/{total}"
+    if sys.stderr.isatty():
+        print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+    elif done == total or done % 50 == 0:
+        print(line, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------ pitches

@@ -178,3 +178,10 @@ def test_melody_refuses_the_jsb_layout(tmp_path, capsys):
     path = _jsb(tmp_path / "jsb.json", train=[[[60]]], valid=[[[60]]])
     with pytest.raises(data.DataError, match="use --set encoding=piano_roll"):
         TASK.make_datasets(dataclasses.replace(melody, data=path))
+
+
+def test_a_missing_extra_is_one_line_saying_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "music21", None)  # import music21 fails
+    assert main(TASK, ["train", "--preset", "small", "--workdir", str(tmp_path), "-q"]) == 2
+    assert capsys.readouterr().err == \
+        "error: music21: the music pipeline needs its extra: pip install 'seqzoo[music]'\n"
