@@ -19,7 +19,6 @@ One JSON line at the end (also written to ``--out``).
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import platform

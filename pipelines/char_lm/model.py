@@ -16,7 +16,6 @@ that take raw strings:
         log P(y<1..T>) = Σ_t log P(y<t> | y<1..t-1>), word level with <eos> at the end.
 """
 
-import dataclasses
 import math
 
 import keras
@@ -53,16 +52,9 @@ def build_model(config, meta):
 
 
 def search_space(hp, config):
-    """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters)."""
-    return dataclasses.replace(
-        config,
-        cell=config_lib.choose_cell(hp, config),
-        units=hp.Choice("units", sorted({64, 128, 256, 512, config.units}), default=config.units),
-        num_layers=hp.Int("num_layers", 1, 3, default=config.num_layers),
-        dropout=hp.Float("dropout", 0.0, 0.5, step=0.1, default=config.dropout),
-        learning_rate=hp.Float("learning_rate", 5e-4, 1e-2, sampling="log",
-                               default=config.learning_rate),
-    )
+    """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters):
+    ``config_lib.language_model_space``."""
+    return config_lib.language_model_space(hp, config)
 
 
 def cross_entropy(model, dataset):

@@ -151,6 +151,21 @@ def choose_cell(hp, config):
     return hp.Choice("cell", list(CELL_NAMES), default=config.cell)
 
 
+def language_model_space(hp, config):
+    """The search space of a recurrent language model (char_lm, music): ``config`` with
+    cell, units (64..512), num_layers (1..3), dropout (0..0.5) and learning_rate (5e-4..
+    1e-2, log) drawn from ``hp``, each defaulting to the config's value."""
+    return dataclasses.replace(
+        config,
+        cell=choose_cell(hp, config),
+        units=hp.Choice("units", sorted({64, 128, 256, 512, config.units}), default=config.units),
+        num_layers=hp.Int("num_layers", 1, 3, default=config.num_layers),
+        dropout=hp.Float("dropout", 0.0, 0.5, step=0.1, default=config.dropout),
+        learning_rate=hp.Float("learning_rate", 5e-4, 1e-2, sampling="log",
+                               default=config.learning_rate),
+    )
+
+
 def field_comments(config_class):
     """{field: its comment in the source}: the comment at the end of the field's line,
     else the comment block just above it (the first field of a group)."""

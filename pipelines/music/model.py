@@ -20,7 +20,6 @@ events as (batch, time) int32 in MelodyRNN's coding (-2 no event, -1 note-off,
 0..127 note-on); both on the model's grid.
 """
 
-import dataclasses
 import math
 
 import keras
@@ -70,16 +69,9 @@ def build_model(config, meta):
 
 
 def search_space(hp, config):
-    """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters)."""
-    return dataclasses.replace(
-        config,
-        cell=config_lib.choose_cell(hp, config),
-        units=hp.Choice("units", sorted({64, 128, 256, 512, config.units}), default=config.units),
-        num_layers=hp.Int("num_layers", 1, 3, default=config.num_layers),
-        dropout=hp.Float("dropout", 0.0, 0.5, step=0.1, default=config.dropout),
-        learning_rate=hp.Float("learning_rate", 5e-4, 1e-2, sampling="log",
-                               default=config.learning_rate),
-    )
+    """The config with the tuned fields drawn from ``hp`` (keras-tuner HyperParameters):
+    ``config_lib.language_model_space``."""
+    return config_lib.language_model_space(hp, config)
 
 
 def step_nll(model, x, y, w, encoding):
