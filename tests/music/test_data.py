@@ -185,3 +185,19 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(tmp_path, capsys, mo
     assert main(TASK, ["train", "--preset", "small", "--workdir", str(tmp_path), "-q"]) == 2
     assert capsys.readouterr().err == \
         "error: music21: the music pipeline needs its extra: pip install 'seqzoo[music]'\n"
+
+
+def test_abc_books_and_musicxml_are_read_through_music21(tmp_path):
+    book = tmp_path / "book.abc"
+    book.write_text("X:1\nT:One\nM:4/4\nL:1/4\nK:C\nC D E F|G2 z2|]\n\n"
+                    "X:2\nT:Two\nM:3/4\nL:1/8\nK:G\nB2 A2 G2|d6|]\n")
+    one, two = data.read_file(str(book))
+    assert (one.name, two.name) == ("book.abc#1", "book.abc#2")
+    assert one.notes[:, :3].tolist() == [[60, 0, 1], [62, 1, 2], [64, 2, 3], [65, 3, 4], [67, 4, 6]]
+    assert two.notes[:, 0].tolist() == [71, 69, 67, 74]  # K:G: F is F#, none here
+    import music21
+
+    xml = tmp_path / "one.musicxml"
+    music21.converter.parse(str(book)).scores[0].write("musicxml", fp=str(xml))
+    (again,) = data.read_file(str(xml))
+    assert again.notes[:, :3].tolist() == one.notes[:, :3].tolist()
