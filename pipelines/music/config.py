@@ -18,8 +18,9 @@ class MusicConfig(BaseConfig):
 
     ``data``: "embedded" (the Bach chorales in the music21 wheel, parsed once and cached),
     a JSB-layout ``.json`` file (its own train/valid/test splits), a folder of MIDI /
-    MusicXML / ABC / kern files, or one such file (ABC books hold many tunes); pieces are
-    split by piece (valid_fraction, test_fraction, seeded)."""
+    MusicXML / ABC / kern files, one such file (ABC books hold many tunes), or
+    ``corpus:NAME``, a folder or file of the music21 corpus (``corpus:oneills1850``);
+    pieces are split by piece (valid_fraction, test_fraction, seeded)."""
 
     test_fraction: Annotated[float, Fraction] = 0.1
     max_examples: Annotated[int, NonNegative] = 0  # > 0: a seeded subset of that many pieces (tests)

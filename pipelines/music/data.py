@@ -142,21 +142,24 @@ def read_file(path):
                     "ABC (.abc) or kern (.krn) file, or a folder of them")
 
 
-def read_folder(path):
+def read_folder(path, progress=None):
     """Every music file under ``path`` (symbolic links followed, sorted): (pieces,
-    skipped) where skipped lists "file: reason" for each unreadable file."""
+    skipped) where skipped lists "file: reason" for each unreadable file;
+    ``progress(files done, files)`` is called after each file."""
     files = sorted(os.path.join(root, name) for root, _, names in os.walk(path, followlinks=True)
                    for name in names if name.lower().endswith(MIDI_SUFFIXES + SCORE_SUFFIXES))
     if not files:
         raise DataError(path, "no MIDI, MusicXML, ABC or kern files in this folder")
     pieces, skipped = [], []
-    for file in files:
+    for done, file in enumerate(files, 1):
         try:
             pieces += read_file(file)
         except DataError as e:
             if e.path in ("music21", "pretty_midi"):
                 raise
             skipped.append(str(e))
+        if progress:
+            progress(done, len(files))
     if not pieces:
         raise DataError(path, f"no readable piece in {len(files)} files (first: {skipped[0]})")
     return pieces, skipped
@@ -219,42 +222,48 @@ def cache_dir():
 def chorales(limit=0, progress=None):
     """The Bach chorales of the music21 wheel as pieces (``limit`` > 0: the first
     ``limit`` in the corpus order). Parsed once (about 1-3 minutes for all 371) and
-    cached as an .npz keyed by the music21 version; ``progress(done, total)`` is called
-    while parsing."""
+    cached (``cached``); ``progress(done, total)`` is called while parsing."""
     music21 = _require("music21")
     every = list(music21.corpus.chorales.Iterator(returnType="filename"))
     names = every[:limit] if limit else every
+
+    def parse():
+        pieces = []
+        for i, name in enumerate(names):
+            pieces.append(Piece(name, score_notes(music21.corpus.parse(name))))
+            if progress:
+                progress(i + 1, len(names))
+        return pieces, []
+
     tag = "all" if len(names) == len(every) else f"first{len(names)}"
-    path = os.path.join(cache_dir(), f"chorales-music21-{music21.__version__}-{tag}.npz")
+    return cached(f"chorales-{tag}", parse)[0]
+
+
+def cached(tag, parse):
+    """``parse() -> (pieces, skipped)``, run once: the result is kept in
+    ``cache_dir()/<tag>-music21-<version>.npz`` (written atomically) and read back
+    from there on later calls."""
+    music21 = _require("music21")
+    path = os.path.join(cache_dir(), f"{tag}-music21-{music21.__version__}.npz")
     if os.path.exists(path):
-        return _load_cache(path)
-    pieces = []
-    for i, name in enumerate(names):
-        pieces.append(Piece(name, score_notes(music21.corpus.parse(name))))
-        if progress:
-            progress(i + 1, len(names))
-    _save_cache(path, pieces)
-    return pieces
-
-
-def _save_cache(path, pieces):
+        with np.load(path) as f:
+            notes = np.split(f["notes"], np.cumsum(f["lengths"])[:-1])
+            return ([Piece(str(n), x) for n, x in zip(f["names"], notes)],
+                    [str(s) for s in f["skipped"]])
+    pieces, skipped = parse()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}.npz"
     np.savez_compressed(tmp, names=np.array([p.name for p in pieces]),
                         lengths=np.array([len(p.notes) for p in pieces]),
-                        notes=np.concatenate([p.notes for p in pieces]))
+                        notes=np.concatenate([p.notes for p in pieces]),
+                        skipped=np.array(skipped, dtype=str))
     os.replace(tmp, path)
+    return pieces, skipped
 
 
-def _load_cache(path):
-    with np.load(path) as f:
-        notes = np.split(f["notes"], np.cumsum(f["lengths"])[:-1])
-        return [Piece(str(n), x) for n, x in zip(f["names"], notes)]
-
-
-def _progress(done, total):
+def _progress(done, total, what="the music21 chorales"):
     """Parsing progress on stderr: one updating line on a terminal, else a line every 50."""
-    line = f"parsing the music21 chorales (once, then cached): {done}/{total}"
+    line = f"parsing {what} (once, then cached): {done}/{total}"
     if sys.stderr.isatty():
         print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
     elif done == total or done % 50 == 0:
@@ -428,8 +437,25 @@ def check_config(config):
                           f"(12 pitches). Received: {config.min_pitch}..{config.max_pitch}")
 
 
+def corpus_path(name):
+    """The file or folder of the music21 corpus that ``corpus:NAME`` names (e.g.
+    ``corpus:oneills1850``, O'Neill's 1850 collection of 2,009 Irish tunes as ABC)."""
+    music21 = _require("music21")
+    path = os.path.join(os.path.dirname(music21.corpus.__file__), name[len("corpus:"):])
+    if not os.path.exists(path):
+        raise DataError(name, "no such file or folder in the music21 corpus")
+    return path
+
+
 def read_source(path):
-    """(pieces, skipped) of a folder or of one music file."""
+    """(pieces, skipped) of a folder or of one music file (``corpus:NAME``: in music21's
+    corpus)."""
+    if path.startswith("corpus:"):
+        folder, what = corpus_path(path), f"music21's {path[len('corpus:'):]}"
+        if os.path.isdir(folder):
+            return cached(path.replace(":", "-").replace("/", "_"), lambda: read_folder(
+                folder, progress=lambda done, total: _progress(done, total, what)))
+        path = folder
     if os.path.isdir(path):
         return read_folder(path)
     return read_file(path), []

@@ -98,7 +98,7 @@ def test_chorales_are_parsed_once_and_cached(tmp_path, monkeypatch):
     (cached,) = os.listdir(tmp_path / "music")
     import music21
 
-    assert cached == f"chorales-music21-{music21.__version__}-first2.npz"
+    assert cached == f"chorales-first2-music21-{music21.__version__}.npz"
     again = data.chorales(limit=2, progress=lambda *a: pytest.fail("parsed again"))
     assert [p.name for p in again] == [p.name for p in first]
     assert all(np.array_equal(a.notes, b.notes) for a, b in zip(first, again))
