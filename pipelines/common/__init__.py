@@ -37,7 +37,10 @@ classes to subclass). The skeleton assumes nothing about a task's inputs or outp
                     confusion.png; ``metrics.SCALARS``: numbers on one line).
     predict_input   PredictInput: how ``predict`` reads a user's input (``--text``,
                     ``--file``, stdin) into requests of one endpoint
-                    (``inputs.text_lines``, ``inputs.whole_files`` for WAV/MIDI...).
+                    (``inputs.text_lines``, ``inputs.whole_files`` for WAV/MIDI...);
+                    optional ``bind(config, meta)`` (a reader for one trained model:
+                    ``predict`` binds it to the export's saved config and meta) and
+                    ``save`` (files written from a prediction into ``--out``).
     example_inputs(config, meta) -> list of ``--text`` values the main job predicts.
     format_prediction(row) -> str: one request row's outputs (numpy values) as text.
     monitor         "val_loss" (default) or "val_<metric>": checkpoint/early-stopping
