@@ -1,6 +1,6 @@
 """Music generation configs: ``default`` (piano roll of the Bach chorales, the main
-job), ``melody`` (the soprano lines as events), ``jsb`` (the JSB Chorales benchmark
-model) and ``small`` (tests)."""
+job), ``melody`` (the soprano lines as events), ``folk`` (O'Neill's Irish tunes as
+events), ``jsb`` (the JSB Chorales benchmark model) and ``small`` (tests)."""
 
 import dataclasses
 from typing import Annotated, Literal
@@ -69,6 +69,12 @@ PRESETS = {
     # chorales' sopranos span 60..81), as MelodyRNN codes melodies.
     "melody": MusicConfig(encoding="melody", grid="16th", min_pitch=55, max_pitch=84,
                           embedding_dim=64, sample_steps=128),
+    # One-voice folk tunes: O'Neill's Music of Ireland (1850), 2,009 tunes as ABC in the
+    # music21 wheel (parsed once in about 4 minutes, then cached), as melody events on a
+    # fiddle; plenty of pieces, so no transpositions.
+    "folk": MusicConfig(data="corpus:oneills1850", encoding="melody", grid="16th",
+                        min_pitch=55, max_pitch=88, transpose="none", embedding_dim=64,
+                        epochs=10, sample_steps=128, tempo=110.0, program=40),
     # The JSB Chorales benchmark (pass the quarter-note JSON with --data): the default
     # model, trained longer (benchmarks/music.py trains it for a time budget).
     "jsb": MusicConfig(epochs=100, patience=10),

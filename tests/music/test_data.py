@@ -201,3 +201,11 @@ def test_abc_books_and_musicxml_are_read_through_music21(tmp_path):
     music21.converter.parse(str(book)).scores[0].write("musicxml", fp=str(xml))
     (again,) = data.read_file(str(xml))
     assert again.notes[:, :3].tolist() == one.notes[:, :3].tolist()
+
+
+def test_corpus_names_read_music21s_own_files():
+    (piece,) = data.read_source("corpus:bach/bwv66.6.mxl")[0]
+    assert piece.name == "bwv66.6.mxl" and len(set(piece.notes[:, 3])) == 4
+    with pytest.raises(data.DataError) as e:
+        data.read_source("corpus:no/such/piece")
+    assert str(e.value) == "corpus:no/such/piece: no such file or folder in the music21 corpus"
