@@ -215,8 +215,13 @@ def save_piece(notes, out_dir, stem, config, title="", primer_end=None, wav=Fals
 
 
 def _stem(index, primer):
-    name = "free" if primer.label == "(no primer)" else os.path.splitext(
-        os.path.basename(primer.label.replace("corpus:", "")))[0].replace("/", "_")
+    """"01-free", "02-song" (song.mid), "03-bwv66.6" (corpus:bach/bwv66.6)."""
+    if primer.label == "(no primer)":
+        name = "free"
+    elif primer.label.startswith("corpus:"):
+        name = os.path.basename(primer.label)
+    else:
+        name = os.path.splitext(primer.label)[0]
     return f"{index + 1:02d}-{name}"
 
 
