@@ -20,6 +20,7 @@ component (``sample_bernoulli``).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -233,6 +234,84 @@ def _autoregressive(step_fn, logits, states, max_length, seed, draw, item_shape,
     # static rank, even for batch 0: (batch, n, *item_shape)
     outputs = tf.reshape(outputs, tf.concat([[batch, steps], tf.constant(item_shape, tf.int32)], 0))
     return outputs, lengths
+
+
+def length_penalty(lengths, alpha):
+    """GNMT's length normalisation lp(|Y|) = ((5 + |Y|) / 6)^alpha; alpha = 0 gives 1."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, tf.cast(alpha, tf.float32))
+
+
+def beam_search(step_fn, logits, states, beam_width, max_length, eos_id, alpha=0.0,
+                banned_ids=()):
+    """Beam search as one ``tf.while_loop`` (usable inside a tf.function).
+
+    Keeps the ``beam_width`` best partial sequences of each row by their log-probability
+    log P(y<1..t>) = Σ log ŷ<τ>[y<τ>]; a sequence ends when it emits ``eos_id`` (which
+    is counted in its score but not kept in its tokens) or after ``max_length`` tokens.
+    The finished sequences are ranked by log P / lp(length) (``length_penalty``, alpha 0
+    = raw log P); beam width 1 is greedy decoding.
+
+    Args:
+        step_fn: ``(tokens (n,) int32, states list of (n, d)) -> (logits (n, V), states)``,
+            called with n = batch * beam_width rows (row b * beam_width + k is beam k of
+            row b).
+        logits: (batch, V) logits of the first token; states: list of (batch, d).
+        beam_width: int >= 1 (a Python int: it fixes shapes); max_length: int or scalar
+            int tensor; alpha: float or scalar tensor; banned_ids: never emitted.
+
+    Returns:
+        tokens (batch, beam_width, n) int32 (0 after a sequence's end), lengths (batch,
+        beam_width) int32 (tokens before <EOS>), scores (batch, beam_width) float32 (the
+        normalised log-probabilities), best first.
+    """
+    if not isinstance(beam_width, int) or beam_width < 1:
+        raise ValueError(f"Expected beam_width >= 1. Received: beam_width={beam_width!r}")
+    k = beam_width
+    logits = ban_tokens(tf.cast(tf.convert_to_tensor(logits), tf.float32), banned_ids)
+    batch, vocab = tf.shape(logits)[0], logits.shape[-1]
+    max_length = tf.cast(max_length, tf.int32)
+    tile = lambda x: tf.repeat(x, k, axis=0)  # noqa: E731 -- (batch, ...) -> (batch * k, ...)
+    # Beam 0 starts alive, the others at -inf: the first step picks k distinct tokens.
+    scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -np.inf)], 0)[None], [batch, 1])
+    eos_only = tf.where(tf.range(vocab) == eos_id, 0.0, -np.inf)  # (V,): log P of a finished beam
+    carry = (tf.constant(0), tile(logits), [tile(s) for s in states], scores,
+             tf.zeros([batch, k, 0], tf.int32), tf.zeros([batch, k], tf.bool),
+             tf.zeros([batch, k], tf.int32))
+
+    def cond(t, logits, states, scores, tokens, finished, lengths):
+        return (t < max_length) & ~tf.reduce_all(finished)
+
+    def body(t, logits, states, scores, tokens, finished, lengths):
+        log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, k, vocab])
+        # A finished beam continues only with <EOS> at no cost: its score stays.
+        log_probs = tf.where(finished[..., None], eos_only[None, None], log_probs)
+        candidates = tf.reshape(scores[..., None] + log_probs, [batch, k * vocab])
+        scores, index = tf.math.top_k(candidates, k)  # (batch, k)
+        parent, token = index // vocab, index % vocab
+        tokens = tf.gather(tokens, parent, batch_dims=1)
+        was_finished = tf.gather(finished, parent, batch_dims=1)
+        lengths = tf.gather(lengths, parent, batch_dims=1) + tf.cast(
+            ~was_finished & (token != eos_id), tf.int32)
+        finished = was_finished | (token == eos_id)
+        kept = tf.where(finished, tf.zeros_like(token), token)
+        tokens = tf.concat([tokens, kept[..., None]], axis=2)
+        flat_parent = tf.reshape(parent + tf.range(batch)[:, None] * k, [-1])
+        states = [tf.gather(s, flat_parent) for s in states]
+        logits, states = step_fn(tf.reshape(kept, [-1]), states)
+        logits = ban_tokens(tf.cast(logits, tf.float32), banned_ids)
+        return t + 1, logits, list(states), scores, tokens, finished, lengths
+
+    _, _, _, scores, tokens, finished, lengths = tf.while_loop(
+        cond, body, carry,
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, vocab]),
+                          [tf.TensorShape([None] + s.shape[1:]) for s in carry[2]],
+                          tf.TensorShape([None, k]), tf.TensorShape([None, k, None]),
+                          tf.TensorShape([None, k]), tf.TensorShape([None, k])))
+    normalised = scores / length_penalty(lengths + tf.cast(finished, tf.int32), alpha)
+    normalised = tf.where(tf.math.is_finite(normalised), normalised, -np.inf)
+    order = tf.argsort(normalised, axis=1, direction="DESCENDING", stable=True)
+    return (tf.gather(tokens, order, batch_dims=1), tf.gather(lengths, order, batch_dims=1),
+            tf.gather(normalised, order, batch_dims=1))
 
 
 def sampling_checks(max_length, temperature, top_k=0, top_p=1.0, max_allowed=None,
