@@ -121,19 +121,30 @@ class Translator(keras.layers.Layer):
         start = tf.fill([tf.shape(ids)[0], 1], data.START_ID)
         first = self.step([start, encoded["encoded"], mask] + list(encoded["states"]),
                           training=False)
-        max_length = tf.cast(tf.math.ceil(self.length_ratio * tf.cast(tf.reduce_max(
-            tf.concat([lengths, [0]], 0)), tf.float32)), tf.int32) + self.length_extra
+        # Each row may emit at most ceil(length_ratio * its source tokens) + length_extra
+        # tokens: past that, only <end>.
+        limits = tf.cast(tf.math.ceil(self.length_ratio * tf.cast(lengths, tf.float32)),
+                         tf.int32) + self.length_extra
+        emitted = tf.zeros_like(limits)
+
+        def only_end_past(logits, emitted, limits):
+            end = tf.one_hot(data.END_ID, tf.shape(logits)[1], on_value=0.0,
+                             off_value=decoding.NEG_INF)
+            return tf.where((emitted >= limits)[:, None], end[None], logits)
 
         def step_fn(tokens, states):
-            encoded_rows, mask_rows, *rnn_states = states
+            encoded_rows, mask_rows, emitted, limits, *rnn_states = states
             out = self.step([tokens[:, None], encoded_rows, mask_rows] + rnn_states,
                             training=False)
-            return out["logits"], [encoded_rows, mask_rows] + list(out["states"])
+            emitted = emitted + 1
+            return (only_end_past(out["logits"], emitted, limits),
+                    [encoded_rows, mask_rows, emitted, limits] + list(out["states"]))
 
         tokens, out_lengths, scores = decoding.beam_search(
-            step_fn, first["logits"], [encoded["encoded"], mask] + list(first["states"]),
-            self.beam_width, max_length, data.END_ID, alpha=self.alpha,
-            banned_ids=[data.PAD_ID, data.START_ID])
+            step_fn, only_end_past(first["logits"], emitted, limits),
+            [encoded["encoded"], mask, emitted, limits] + list(first["states"]),
+            self.beam_width, tf.reduce_max(tf.concat([limits, [0]], 0)) + 1, data.END_ID,
+            alpha=self.alpha, banned_ids=[data.PAD_ID, data.START_ID])
         best, best_length = tokens[:, 0], out_lengths[:, 0]
         return {"translation": self._strings(best, best_length), "score": scores[:, 0],
                 "truncated": truncated, "ids": ids, "source_tokens": source_tokens,
