@@ -47,8 +47,8 @@ class TranslationConfig(BaseConfig):
     label_smoothing: Annotated[float, Fraction] = 0.0
     learning_rate: Annotated[float, Range(0, low_open=True)] = 2e-3
     clipnorm: Annotated[float, NonNegative] = 5.0
-    epochs: Annotated[int, AtLeast1] = 12
-    patience: Annotated[int, NonNegative] = 3
+    epochs: Annotated[int, AtLeast1] = 4  # dates: valid token accuracy 0.9999 after the first
+    patience: Annotated[int, NonNegative] = 2
     # Decoding: beam search (1 = greedy) up to length_ratio * source tokens + length_extra
     # tokens, ranked by log P / ((5 + length) / 6)^length_penalty.
     beam_width: Annotated[int, AtLeast1] = 4
