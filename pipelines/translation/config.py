@@ -20,6 +20,7 @@ class TranslationConfig(BaseConfig):
     files, also inside their ``.zip``), or ``--source-file`` + ``--target-file``
     (aligned lines). Files are split 90/5/5 by source sentence (seeded)."""
 
+    data: str = "dates"  # or "embedded" (the same)
     source_file: Optional[str] = None
     target_file: Optional[str] = None
     reverse: bool = False  # translate target -> source (a file's second column to its first)
