@@ -10,8 +10,8 @@ preset, word level) splits 90/5/5 by source sentence and reports the valid split
 once with attention and once with ``--set attention=none`` for the plain
 encoder-decoder. Training stops when ``--minutes`` of wall time have passed (the epoch
 under way is finished; the decoding after each epoch is not counted); the learning rate is halved after ``--halve-after`` epochs
-without a better validation loss. ``--eval-pairs`` caps the pairs decoded after each
-epoch (beam search is the slow part). One JSON line at the end (also ``--out``).
+without a better validation loss. ``--eval-pairs`` pairs, drawn at random (seeded) from the
+split, are decoded after each epoch (beam search is the slow part). One JSON line at the end (also ``--out``).
 """
 
 import argparse
@@ -38,6 +38,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+    import numpy as np
 
     from benchmarks.music import cpu_name
     from pipelines.common import config as config_lib
@@ -51,7 +52,10 @@ def main(argv=None):
     splits, _ = data.load_pairs(config)
     datasets = data.make_datasets(config)
     split = "test" if not args.data else "valid"
-    scored, _ = data.make_dataset(splits[split][:args.eval_pairs], config, datasets.meta)
+    # A seeded sample: pairs files come sorted by length (Tatoeba's by the English side),
+    # so the first pairs would be the shortest sentences.
+    pick = np.random.RandomState(config.seed).permutation(len(splits[split]))[:args.eval_pairs]
+    scored, _ = data.make_dataset([splits[split][i] for i in sorted(pick)], config, datasets.meta)
     model = tr_model.build_model(config, datasets.meta)
     print(f"{preset}: {json.dumps(config_lib.to_dict(config))}", flush=True)
     print(f"data: {json.dumps(datasets.sizes)}; scoring {split} ({args.eval_pairs} pairs at most)",
