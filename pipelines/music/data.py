@@ -429,6 +429,18 @@ def windows(sequences, size):
 # ------------------------------------------------------------------------------- splits
 
 
+def normalise(pieces, config, source):
+    """(pieces ready to encode, notes moved into range): the melody line only (melody),
+    pitches in the model's range (``fit_range``), moved to C (``transpose="c"``)."""
+    if config.encoding == "melody":  # only the line the events are made of
+        pieces = [melody_line(p) for p in pieces]
+    fitted = [fit_range(p, config, source) for p in pieces]
+    pieces, moved = [p for p, _ in fitted], sum(n for _, n in fitted)
+    if config.transpose == "c":
+        pieces = [fit_range(transpose(p, key_shift(p.notes)), config, source)[0] for p in pieces]
+    return pieces, moved
+
+
 def check_config(config):
     if config.max_pitch - config.min_pitch < 11:
         from pipelines.common.config import ConfigError
@@ -498,23 +510,15 @@ def load_pieces(config):
         splits = common.load_splits(config, read_split_file, read_whole,
                                     take=lambda pieces, idx: [pieces[i] for i in idx])
         source = config.train_file or config.data
-    if config.encoding == "melody":  # only the line the events are made of
-        splits = {name: [melody_line(p) for p in pieces] for name, pieces in splits.items()}
     notes = [f"skipped {len(skipped)} unreadable files:"] + [f"  {s}" for s in skipped] \
         if skipped else []
     moved = 0
     for name, pieces in splits.items():
-        fitted = [fit_range(p, config, source) for p in pieces]
-        splits[name] = [p for p, _ in fitted]
-        moved += sum(n for _, n in fitted)
+        splits[name], count = normalise(pieces, config, source)
+        moved += count
     if moved:
         notes.append(f"warning: {moved} notes outside pitches {config.min_pitch}..{config.max_pitch} "
                      "moved by octaves into the range (--set out_of_range=refuse stops instead)")
-    if config.transpose == "c":
-        splits = {name: [transpose(p, key_shift(p.notes)) for p in pieces]
-                  for name, pieces in splits.items()}
-        splits = {name: [fit_range(p, config, source)[0] for p in pieces]
-                  for name, pieces in splits.items()}
     return splits, notes
 
 
@@ -613,7 +617,4 @@ def read_split(config, meta, path):
             raise DataError(path, 'no "test" (or "valid") split to evaluate', field="test")
     else:
         pieces, _ = read_source(path)
-    pieces = [fit_range(p, config, path)[0] for p in pieces]
-    if config.transpose == "c":
-        pieces = [fit_range(transpose(p, key_shift(p.notes)), config, path)[0] for p in pieces]
-    return make_dataset(encode_all(pieces, config, jsb), config)
+    return make_dataset(encode_all(normalise(pieces, config, path)[0], config, jsb), config)

@@ -38,6 +38,12 @@ class Primer:
     notes: np.ndarray  # the primer's notes (written before the continuation)
 
 
+def _score_bar(score):
+    """Quarter notes in a bar of a music21 score's first time signature (4 without one)."""
+    found = list(score.recurse().getElementsByClass("TimeSignature"))
+    return float(found[0].barDuration.quarterLength) if found else 4.0
+
+
 def bar_quarters(path):
     """Quarter notes in a bar of the file's first time signature (4 when it has none)."""
     if path.lower().endswith(data.MIDI_SUFFIXES):
@@ -45,25 +51,18 @@ def bar_quarters(path):
 
         changes = pretty_midi.PrettyMIDI(path).time_signature_changes
         return changes[0].numerator * 4 / changes[0].denominator if changes else 4.0
-    return 4.0 if path.startswith("corpus:") else _score_bar(path)
-
-
-def _score_bar(path):
-    music21 = data._require("music21")
-    found = list(music21.converter.parse(path).recurse().getElementsByClass("TimeSignature"))
-    return float(found[0].barDuration.quarterLength) if found else 4.0
+    return _score_bar(data._require("music21").converter.parse(path))
 
 
 def _read_notes(value):
-    """(pieces' first piece notes, bar length) of a file or "corpus:NAME"."""
+    """(the first piece's notes, bar length) of a file or "corpus:NAME"."""
     if value.startswith("corpus:"):
         music21 = data._require("music21")
         try:
             score = music21.corpus.parse(value[len("corpus:"):])
         except Exception as e:  # noqa: BLE001 -- music21 raises many kinds
             raise DataError(value, f"not a music21 corpus piece ({data._short(e)})") from None
-        found = list(score.recurse().getElementsByClass("TimeSignature"))
-        return data.score_notes(score), float(found[0].barDuration.quarterLength) if found else 4.0
+        return data.score_notes(score), _score_bar(score)
     if os.path.isdir(value):
         raise DataError(value, "is a directory, expected a MIDI / MusicXML / ABC / kern file")
     notes = data.read_file(value)[0].notes

@@ -180,11 +180,9 @@ class Translator(keras.layers.Layer):
                             training=False)
             return list(out["states"]), out["attention"]
 
-        states, alphas = list(encoded["states"]), []
-        steps = tf.transpose(decoder_ids)
+        first = (list(encoded["states"]), tf.zeros_like(tf.cast(encoded["mask"], tf.float32)))
         alphas = tf.scan(lambda carry, token: body(carry[0], token),
-                         steps, initializer=(states, tf.zeros_like(
-                             tf.cast(encoded["mask"], tf.float32))))[1]
+                         tf.transpose(decoder_ids), initializer=first)[1]  # (Ty, batch, Tx)
         return tf.transpose(alphas, [1, 0, 2])
 
     def endpoints(self):
@@ -212,9 +210,9 @@ def _texts(ids, vocabulary, level, end_at_end=False):
             if i not in (data.PAD_ID, data.START_ID, data.END_ID):
                 tokens.append(vocabulary[i])
         out.append(tokens)
-    joined = data.detokenize(tf.ragged.constant(out, dtype=tf.string, ragged_rank=1)
-                             if out else tf.ragged.constant([[]], dtype=tf.string)[:0], level)
-    return [t.decode("utf-8") for t in joined.numpy()]
+    tokens = tf.RaggedTensor.from_row_lengths(
+        tf.constant([t for row in out for t in row], tf.string), [len(row) for row in out])
+    return [t.decode("utf-8") for t in data.detokenize(tokens, level).numpy()]
 
 
 def evaluate(model, dataset, config, meta, examples=3):

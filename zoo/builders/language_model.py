@@ -13,7 +13,8 @@ Token id 0 is the start token and padding; its embedding is the zero vector.
 ``build_language_model`` returns the sequence model (token ids -> logits) used for
 training and scoring; ``build_frame_model`` is the same model over multi-hot frames
 (a piano roll: x<t> = y<t-1> in {0, 1}^P, e<t> = W_e x<t>, one sigmoid per component,
-ŷ<t>[p] = σ(z<t>[p]); x<1> = 0 is the silent frame). ``build_step_model`` makes a second functional model from the
+ŷ<t>[p] = σ(z<t>[p]); x<1> = 0 is the silent frame). ``build_step_model`` makes a
+second functional model from the
 *same layer objects* (shared weights) that also takes and returns the recurrent
 states: fed one token at a time it gives exactly the sequence model's logits, and it
 carries state across windows (truncated backpropagation through time) or across the
