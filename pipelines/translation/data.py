@@ -238,23 +238,28 @@ def load_pairs(config):
 
 def tokenize(texts, level):
     """(n,) strings -> ragged (n, None) string tokens, in the graph: characters (invalid
-    UTF-8 replaced), or words with punctuation split off."""
+    UTF-8 replaced), or words (runs of Unicode letters, marks, digits and _) with every
+    other character a token of its own; any Unicode space separates (French puts U+202F
+    before ! and ?). RE2's ``\\w`` and ``\\s`` are ASCII-only, hence the classes."""
     import tensorflow as tf
 
     texts = tf.convert_to_tensor(texts, tf.string)
     if level == "char":
         return tf.strings.unicode_split(texts, "UTF-8", errors="replace")
-    spaced = tf.strings.regex_replace(texts, r"([^\w\s])", r" \1 ")
+    spaced = tf.strings.regex_replace(texts, r"[\p{Z}\t\n\r\f\v]+", " ")
+    spaced = tf.strings.regex_replace(spaced, r"([^\p{L}\p{M}\p{N}_ ])", r" \1 ")
     return tf.strings.split(tf.strings.strip(spaced))
 
 
 def detokenize(tokens, level):
-    """Ragged tokens -> strings (words joined by spaces, no space before . , ! ? ; :)."""
+    """Ragged tokens -> strings: words joined by spaces, no space before . , ! ? ; : and
+    none around an apostrophe or hyphen inside a word ("l'élève", "peut-être")."""
     import tensorflow as tf
 
     if level == "char":
         return tf.strings.reduce_join(tokens, axis=-1)
     joined = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+    joined = tf.strings.regex_replace(joined, r"([\p{L}\p{N}]) ([-'’]) ([\p{L}\p{N}])", r"\1\2\3")
     return tf.strings.regex_replace(joined, r" ([.,!?;:])", r"\1")
 
 

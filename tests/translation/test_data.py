@@ -120,3 +120,13 @@ def test_tokens_round_trip_through_the_graph():
         else:
             assert tokens.to_list()[1] == [b"12", b"/", b"30", b"/", b"19"]
             assert back[2] == "" and back[0].startswith("Il a dit:")
+
+
+def test_words_are_unicode_words_and_every_unicode_space_separates():
+    texts = ["Il a été très gentil\u202f! Ça va\xa0? l'élève peut-être", "I don't know."]
+    tokens = data.tokenize(texts, "word").to_list()
+    assert [t.decode() for t in tokens[0]] == [
+        "Il", "a", "été", "très", "gentil", "!", "Ça", "va", "?", "l", "'", "élève",
+        "peut", "-", "être"]
+    back = [t.decode() for t in data.detokenize(data.tokenize(texts, "word"), "word").numpy()]
+    assert back == ["Il a été très gentil! Ça va? l'élève peut-être", "I don't know."]
