@@ -256,17 +256,23 @@ def beam_search(step_fn, logits, states, beam_width, max_length, eos_id, alpha=0
             called with n = batch * beam_width rows (row b * beam_width + k is beam k of
             row b).
         logits: (batch, V) logits of the first token; states: list of (batch, d).
-        beam_width: int >= 1 (a Python int: it fixes shapes); max_length: int or scalar
-            int tensor; alpha: float or scalar tensor; banned_ids: never emitted.
+        beam_width: int >= 1, or a scalar int tensor (>= 1; then the beam axis of the
+            outputs has no static size); max_length: int or scalar int tensor; alpha:
+            float or scalar tensor; banned_ids: never emitted.
 
     Returns:
         tokens (batch, beam_width, n) int32 (0 after a sequence's end), lengths (batch,
         beam_width) int32 (tokens before <EOS>), scores (batch, beam_width) float32 (the
         normalised log-probabilities), best first.
     """
-    if not isinstance(beam_width, int) or beam_width < 1:
+    if isinstance(beam_width, int):
+        if beam_width < 1:
+            raise ValueError(f"Expected beam_width >= 1. Received: beam_width={beam_width!r}")
+        k, static_k = beam_width, beam_width
+    elif tf.is_tensor(beam_width) and beam_width.shape.rank == 0 and beam_width.dtype.is_integer:
+        k, static_k = tf.cast(beam_width, tf.int32), None
+    else:
         raise ValueError(f"Expected beam_width >= 1. Received: beam_width={beam_width!r}")
-    k = beam_width
     logits = ban_tokens(tf.cast(tf.convert_to_tensor(logits), tf.float32), banned_ids)
     batch, vocab = tf.shape(logits)[0], logits.shape[-1]
     max_length = tf.cast(max_length, tf.int32)
@@ -305,8 +311,8 @@ def beam_search(step_fn, logits, states, beam_width, max_length, eos_id, alpha=0
         cond, body, carry,
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, vocab]),
                           [tf.TensorShape([None] + s.shape[1:]) for s in carry[2]],
-                          tf.TensorShape([None, k]), tf.TensorShape([None, k, None]),
-                          tf.TensorShape([None, k]), tf.TensorShape([None, k])))
+                          tf.TensorShape([None, static_k]), tf.TensorShape([None, static_k, None]),
+                          tf.TensorShape([None, static_k]), tf.TensorShape([None, static_k])))
     normalised = scores / length_penalty(lengths + tf.cast(finished, tf.int32), alpha)
     normalised = tf.where(tf.math.is_finite(normalised), normalised, -np.inf)
     order = tf.argsort(normalised, axis=1, direction="DESCENDING", stable=True)

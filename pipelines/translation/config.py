@@ -5,7 +5,7 @@ file with --data) and ``small`` (tests)."""
 import dataclasses
 from typing import Annotated, Literal, Optional
 
-from pipelines.common.config import AtLeast1, BaseConfig, Fraction, NonNegative, Range
+from pipelines.common.config import AtLeast1, BaseConfig, ConfigError, Fraction, NonNegative, Range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +56,16 @@ class TranslationConfig(BaseConfig):
     length_penalty: Annotated[float, NonNegative] = 0.6
     length_ratio: Annotated[float, NonNegative] = 1.5
     length_extra: Annotated[int, NonNegative] = 10
-    # Serving: source tokens read per sentence (the rest dropped, `truncated` says so).
+    # Serving: source tokens read per sentence (the rest dropped, `truncated` says so);
+    # the widest beam a request may ask for (beam_width is the signatures' default).
     serve_max_source: Annotated[int, AtLeast1] = 200
+    serve_max_beam: Annotated[int, AtLeast1] = 16
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.beam_width > self.serve_max_beam:
+            raise ConfigError(f"Config key 'beam_width' expects a value <= serve_max_beam "
+                              f"({self.serve_max_beam}). Received: {self.beam_width}")
 
 
 PRESETS = {

@@ -73,7 +73,8 @@ class Translator(keras.layers.Layer):
     Args:
         model: a ``build_model`` model (shared). meta: its vocabularies and level.
         beam_width, length_penalty, length_ratio, length_extra: the search (see the
-            config). max_source: source tokens read per sentence (the rest dropped,
+            config); beam_width is the signatures' default, a request may ask for 1 to
+            max_beam. max_source: source tokens read per sentence (the rest dropped,
             ``truncated`` true).
 
     Any batch of any strings works: an empty or all-unknown source is translated (to
@@ -81,7 +82,7 @@ class Translator(keras.layers.Layer):
     """
 
     def __init__(self, model, meta, beam_width=4, length_penalty=0.6, length_ratio=1.5,
-                 length_extra=10, max_source=200, **kwargs):
+                 length_extra=10, max_source=200, max_beam=16, **kwargs):
         super().__init__(**kwargs)
         self.model = model
         self.encoder, self.step = ed.build_inference_models(model)
@@ -90,7 +91,7 @@ class Translator(keras.layers.Layer):
         self.target_vocabulary = list(meta["target_vocabulary"])
         self.beam_width, self.alpha = int(beam_width), float(length_penalty)
         self.length_ratio, self.length_extra = float(length_ratio), int(length_extra)
-        self.max_source = int(max_source)
+        self.max_source, self.max_beam = int(max_source), int(max_beam)
 
     def _source(self, texts):
         """(ids (batch, Tx) with at least one column, lengths, truncated, tokens)."""
@@ -106,13 +107,26 @@ class Translator(keras.layers.Layer):
         tokens = tf.gather(tf.constant(self.target_vocabulary), ids)
         return data.detokenize(tf.RaggedTensor.from_tensor(tokens, lengths=lengths), self.level)
 
-    def translate(self, texts):
-        """texts (batch,) -> {"translation": (batch,) strings, "score": (batch,) the
-        length-normalised log-probability, "truncated": (batch,) bool}."""
-        return {k: v for k, v in self._search(texts).items()
+    def translate(self, texts, beam_width=None):
+        """texts (batch,), beam_width (scalar int, 1 = greedy; default the export's) ->
+        {"translation": (batch,) strings, "score": (batch,) the length-normalised
+        log-probability, "truncated": (batch,) bool}. A beam width outside 1..max_beam is
+        an InvalidArgumentError "Expected 1 <= beam_width <= 16. Received: beam_width=0"."""
+        return {k: v for k, v in self._search(texts, beam_width).items()
                 if k in ("translation", "score", "truncated")}
 
-    def _search(self, texts):
+    def _beam(self, beam_width):
+        if beam_width is None:
+            return self.beam_width
+        beam_width = tf.cast(beam_width, tf.int32)
+        ok = (beam_width >= 1) & (beam_width <= self.max_beam)
+        check = tf.debugging.Assert(ok, [tf.strings.format(
+            f"Expected 1 <= beam_width <= {self.max_beam}. Received: beam_width={{}}", beam_width)])
+        with tf.control_dependencies([check]):
+            return tf.identity(beam_width)
+
+    def _search(self, texts, beam_width=None):
+        beam_width = self._beam(beam_width)
         ids, lengths, truncated, source_tokens = self._source(texts)
         encoded = self.encoder(ids, training=False)
         # An empty source (all padding) still needs one real step to attend to.
@@ -143,18 +157,18 @@ class Translator(keras.layers.Layer):
         tokens, out_lengths, scores = decoding.beam_search(
             step_fn, only_end_past(first["logits"], emitted, limits),
             [encoded["encoded"], mask, emitted, limits] + list(first["states"]),
-            self.beam_width, tf.reduce_max(tf.concat([limits, [0]], 0)) + 1, data.END_ID,
+            beam_width, tf.reduce_max(tf.concat([limits, [0]], 0)) + 1, data.END_ID,
             alpha=self.alpha, banned_ids=[data.PAD_ID, data.START_ID])
         best, best_length = tokens[:, 0], out_lengths[:, 0]
         return {"translation": self._strings(best, best_length), "score": scores[:, 0],
                 "truncated": truncated, "ids": ids, "source_tokens": source_tokens,
                 "target_ids": best, "target_lengths": best_length}
 
-    def attention(self, texts):
+    def attention(self, texts, beam_width=None):
         """translate's outputs and {"source_tokens": (batch, Tx) strings, "target_tokens":
         (batch, Ty) strings ("" as padding), "attention": (batch, Ty, Tx) α of each
         translation token (and of <end>) over the source tokens}."""
-        found = self._search(texts)
+        found = self._search(texts, beam_width)
         decoder_ids = tf.concat([tf.fill([tf.shape(found["ids"])[0], 1], data.START_ID),
                                  found["target_ids"]], axis=1)
         alpha = self.teacher_forced_attention(found["ids"], decoder_ids)
@@ -185,18 +199,25 @@ class Translator(keras.layers.Layer):
                          tf.transpose(decoder_ids), initializer=first)[1]  # (Ty, batch, Tx)
         return tf.transpose(alphas, [1, 0, 2])
 
+    def input_ranges(self):
+        """{scalar input: (lowest, highest)} the signatures accept (inclusive)."""
+        return {"beam_width": (1, self.max_beam)}
+
     def endpoints(self):
-        source = [tf.TensorSpec([None], tf.string, name="source")]
-        example = {"source": ["", "3 mars 1998"]}
-        translate = Endpoint(fn=self.translate, inputs=source, example=example)
-        attention = Endpoint(fn=self.attention, inputs=source, example=example)
+        inputs = [tf.TensorSpec([None], tf.string, name="source"),
+                  tf.TensorSpec([], tf.int32, name="beam_width")]
+        example = {"source": ["", "3 mars 1998"], "beam_width": 2}
+        defaults = {"beam_width": self.beam_width}
+        translate = Endpoint(fn=self.translate, inputs=inputs, example=example, defaults=defaults)
+        attention = Endpoint(fn=self.attention, inputs=inputs, example=example, defaults=defaults)
         return {"serving_default": translate, "attention": attention}
 
 
 def serving_model(model, config, meta):
     return Translator(model, meta, beam_width=config.beam_width,
                       length_penalty=config.length_penalty, length_ratio=config.length_ratio,
-                      length_extra=config.length_extra, max_source=config.serve_max_source)
+                      length_extra=config.length_extra, max_source=config.serve_max_source,
+                      max_beam=config.serve_max_beam)
 
 
 def _texts(ids, vocabulary, level, end_at_end=False):

@@ -105,3 +105,24 @@ def test_metrics_agree_with_sacrebleu_on_the_models_own_translations(small):
     alpha = np.array(example["attention"])
     assert alpha.shape == (len(example["target"]), len(example["source"]))
     assert example["target"][-1] == data.END and np.allclose(alpha.sum(1), 1, atol=1e-3)
+
+
+def test_beam_width_is_a_request_input_with_its_range_checked(small):
+    model, config, datasets = small
+    translator = tr_model.serving_model(model, config, datasets.meta)
+    sources = tf.constant(["3 mars 1998", "Dec 24, 1961", ""])
+    run = tf.function(translator.translate, input_signature=[
+        tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
+    for width in (1, 3):
+        fixed = tr_model.serving_model(model, dataclasses.replace(config, beam_width=width),
+                                       datasets.meta).translate(sources)
+        got = run(sources, tf.constant(width))
+        assert got["translation"].numpy().tolist() == fixed["translation"].numpy().tolist()
+        np.testing.assert_allclose(got["score"].numpy(), fixed["score"].numpy(), rtol=1e-5)
+    for bad in (0, 17, -2**31):
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=f"Expected 1 <= beam_width <= 16. Received: beam_width={bad}"):
+            run(sources, tf.constant(bad))
+    with pytest.raises(ValueError, match=r"'beam_width' expects a value <= serve_max_beam \(16\)"
+                                         r". Received: 20"):
+        dataclasses.replace(config, beam_width=20)

@@ -114,3 +114,19 @@ def test_in_a_graph_with_banned_tokens_and_sorted_beams():
 def test_beam_width_must_be_a_positive_int():
     with pytest.raises(ValueError, match="Expected beam_width >= 1. Received: beam_width=0"):
         decoding.beam_search(None, tf.zeros((1, V)), [], 0, 3, EOS)
+
+
+def test_a_beam_width_tensor_gives_what_the_int_gives_in_one_traced_graph():
+    table = _table(5)
+    logits, states = _first(table, 2)
+    run = tf.function(lambda width: decoding.beam_search(
+        _step_fn(table), logits, states, beam_width=width, max_length=4, eos_id=EOS, alpha=0.6),
+        input_signature=[tf.TensorSpec([], tf.int32)])
+    for width in (1, 2, 5):
+        want = decoding.beam_search(_step_fn(table), logits, states, beam_width=width,
+                                    max_length=4, eos_id=EOS, alpha=0.6)
+        got = run(tf.constant(width))
+        assert got[0].shape[1] == width
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    assert run.experimental_get_tracing_count() == 1
