@@ -83,8 +83,15 @@ def _plain(value):
 
 def run(path, feeds, signature_name):
     """{tensor_names, session, eager}: ``feeds`` {input name: value} through the
-    SavedModel at ``path``, by the TF1 session path and by ``tf.saved_model.load``."""
+    SavedModel at ``path``, by the TF1 session path and by ``tf.saved_model.load``.
+    TensorFlow Text's ops are registered first when it is installed (TensorFlow
+    Serving's model server has them built in; subword translation exports use them)."""
     import tensorflow as tf
+
+    try:
+        import tensorflow_text  # noqa: F401 -- registers its ops
+    except ImportError:
+        pass
 
     graph = tf.Graph()
     with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:

@@ -33,8 +33,9 @@ class TranslationConfig(BaseConfig):
     num_examples: Annotated[int, AtLeast1] = 30000
     test_years: tuple[int, ...] = (1990, 1994)
     test_format: str = "yMMMEd"
-    # Tokens: characters or words (punctuation split off), with <start>/<end> and [UNK].
-    level: Literal["char", "word"] = "char"
+    # Tokens: characters, words (punctuation split off) or subwords (WordPiece pieces of
+    # the words, learned by tensorflow-text), with <start>/<end> and [UNK].
+    level: Literal["char", "word", "subword"] = "char"
     vocab_size: Annotated[int, Range(5)] = 20000  # per side, reserved ids included
     max_source_length: Annotated[int, AtLeast1] = 64  # tokens; longer training pairs are dropped
     max_target_length: Annotated[int, AtLeast1] = 32

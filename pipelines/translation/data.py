@@ -42,15 +42,20 @@ NUMERIC_FORMATS = ("short", "yMd", "yMMdd")
 DAY_FIRST = ("fr", "es", "de")
 YEARS = (1950, 2049)
 INSTALL = "the translation pipeline needs its extra: pip install 'seqzoo[translation]'"
+# tensorflow-text pins the `tensorflow` distribution; installed beside tensorflow-cpu it
+# would bring a second TensorFlow, so it is installed without its requirements.
+SUBWORD_INSTALL = ("level=subword needs tensorflow-text, installed without its requirements "
+                   "(they name the full tensorflow package): pip install --no-deps "
+                   "'tensorflow-text==2.21.*'")
 
 
-def _require(module):
+def _require(module, install=INSTALL):
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise DataError(module, INSTALL) from None
+        raise DataError(module, install) from None
 
 
 # --------------------------------------------------------------------------- generated
@@ -236,11 +241,13 @@ def load_pairs(config):
 # ------------------------------------------------------------------------ tokens, ids
 
 
-def tokenize(texts, level):
+def tokenize(texts, level, pieces=None):
     """(n,) strings -> ragged (n, None) string tokens, in the graph: characters (invalid
-    UTF-8 replaced), or words (runs of Unicode letters, marks, digits and _) with every
-    other character a token of its own; any Unicode space separates (French puts U+202F
-    before ! and ?). RE2's ``\\w`` and ``\\s`` are ASCII-only, hence the classes."""
+    UTF-8 replaced), words (runs of Unicode letters, marks, digits and _) with every
+    other character a token of its own, or subwords: those words cut into WordPiece
+    pieces (``pieces``, a ``make_pieces`` tokenizer; a continuation starts with ##, a
+    word with no cut into known pieces is [UNK]). Any Unicode space separates (French
+    puts U+202F before ! and ?); RE2's ``\\w`` and ``\\s`` are ASCII-only, hence the classes."""
     import tensorflow as tf
 
     texts = tf.convert_to_tensor(texts, tf.string)
@@ -248,31 +255,62 @@ def tokenize(texts, level):
         return tf.strings.unicode_split(texts, "UTF-8", errors="replace")
     spaced = tf.strings.regex_replace(texts, r"[\p{Z}\t\n\r\f\v]+", " ")
     spaced = tf.strings.regex_replace(spaced, r"([^\p{L}\p{M}\p{N}_ ])", r" \1 ")
-    return tf.strings.split(tf.strings.strip(spaced))
+    words = tf.strings.split(tf.strings.strip(spaced))
+    if level != "subword":
+        return words
+    if pieces is None:
+        raise ValueError("level='subword' needs the WordPiece tokenizer (make_pieces)")
+    return pieces.tokenize(words).merge_dims(-2, -1)
 
 
 def detokenize(tokens, level):
-    """Ragged tokens -> strings: words joined by spaces, no space before . , ! ? ; : and
-    none around an apostrophe or hyphen inside a word ("l'élève", "peut-être")."""
+    """Ragged tokens -> strings: words joined by spaces (subword pieces ##x glued to the
+    piece before), no space before . , ! ? ; : and none around an apostrophe or hyphen
+    inside a word ("l'élève", "peut-être")."""
     import tensorflow as tf
 
     if level == "char":
         return tf.strings.reduce_join(tokens, axis=-1)
     joined = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+    if level == "subword":
+        joined = tf.strings.regex_replace(joined, r"(^| )##", "")
     joined = tf.strings.regex_replace(joined, r"([\p{L}\p{N}]) ([-'’]) ([\p{L}\p{N}])", r"\1\2\3")
     return tf.strings.regex_replace(joined, r" ([.,!?;:])", r"\1")
 
 
+def make_pieces(vocabulary, level):
+    """The WordPiece tokenizer (``tensorflow_text.WordpieceTokenizer``, string pieces)
+    of a subword vocabulary; None for other levels."""
+    if level != "subword":
+        return None
+    import tensorflow as tf
+
+    text = _require("tensorflow_text", SUBWORD_INSTALL)
+    keys = [t for t in vocabulary if t]
+    table = tf.lookup.StaticVocabularyTable(
+        tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(keys), dtype=tf.int64)), 1)
+    return text.WordpieceTokenizer(table, suffix_indicator="##", unknown_token=UNK,
+                                   token_out_type=tf.string, max_bytes_per_word=100)
+
+
 def build_vocabulary(texts, level, size):
-    """RESERVED + the most frequent tokens of ``texts`` (at most ``size`` in all)."""
+    """RESERVED + the most frequent tokens of ``texts`` (at most ``size`` in all); for
+    subwords, a WordPiece vocabulary of about ``size`` pieces learned from the word counts
+    by tensorflow-text's learner (every character of the words kept, as a piece)."""
     from collections import Counter
 
     from pipelines.common import data as common
 
     counts = Counter()
     for start in range(0, len(texts), 4096):
-        for row in tokenize(texts[start:start + 4096], level).to_list():
+        for row in tokenize(texts[start:start + 4096], "word" if level == "subword" else level).to_list():
             counts.update(t.decode("utf-8") for t in row)
+    if level == "subword":
+        learner = _require("tensorflow_text.tools.wordpiece_vocab.wordpiece_tokenizer_learner_lib",
+                           SUBWORD_INSTALL)
+        learned = learner.learn(dict(counts), size, list(RESERVED[1:]), lower_thresh=2,
+                                max_unique_chars=1000)
+        counts = {t: len(learned) - i for i, t in enumerate(learned)}  # keep the learner's order
     return common.build_vocabulary(counts, size - len(RESERVED), reserved=RESERVED)
 
 
@@ -284,13 +322,13 @@ def make_vectorizer(vocabulary):
                                      oov_token=UNK, num_oov_indices=1, output_mode="int")
 
 
-def encode(texts, level, vectorizer):
+def encode(texts, level, vectorizer, pieces=None):
     """Lists of ids (no start/end) of ``texts``."""
     import tensorflow as tf
 
     out = []
     for start in range(0, len(texts), 4096):
-        tokens = tokenize(texts[start:start + 4096], level)
+        tokens = tokenize(texts[start:start + 4096], level, pieces)
         out += tf.cast(tf.ragged.map_flat_values(vectorizer, tokens), tf.int32).to_list()
     return out
 
@@ -303,8 +341,10 @@ def make_dataset(pairs, config, meta, training=False):
     from pipelines.common import data as common
 
     level = meta["level"]
-    sources = encode([s for s, _ in pairs], level, make_vectorizer(meta["source_vocabulary"]))
-    targets = encode([t for _, t in pairs], level, make_vectorizer(meta["target_vocabulary"]))
+    sources, targets = ([[s, t][side] for s, t in pairs] for side in (0, 1))
+    sources, targets = (encode(texts, level, make_vectorizer(meta[f"{side}_vocabulary"]),
+                               make_pieces(meta[f"{side}_vocabulary"], level))
+                        for texts, side in ((sources, "source"), (targets, "target")))
     examples = [(np.array(s, np.int32), np.array([START_ID] + t, np.int32),
                  np.array(t + [END_ID], np.int32), np.ones(len(t) + 1, np.float32))
                 for s, t in zip(sources, targets)

@@ -88,6 +88,7 @@ class Translator(keras.layers.Layer):
         self.encoder, self.step = ed.build_inference_models(model)
         self.level = meta["level"]
         self.source_lookup = data.make_vectorizer(meta["source_vocabulary"])
+        self.source_pieces = data.make_pieces(meta["source_vocabulary"], self.level)
         self.target_vocabulary = list(meta["target_vocabulary"])
         self.beam_width, self.alpha = int(beam_width), float(length_penalty)
         self.length_ratio, self.length_extra = float(length_ratio), int(length_extra)
@@ -95,7 +96,8 @@ class Translator(keras.layers.Layer):
 
     def _source(self, texts):
         """(ids (batch, Tx) with at least one column, lengths, truncated, tokens)."""
-        tokens = data.tokenize(tf.convert_to_tensor(texts, tf.string), self.level)
+        tokens = data.tokenize(tf.convert_to_tensor(texts, tf.string), self.level,
+                               self.source_pieces)
         truncated = tokens.row_lengths() > self.max_source
         tokens = tokens[:, :self.max_source]
         ids = tf.cast(tf.ragged.map_flat_values(self.source_lookup, tokens), tf.int32)

@@ -74,6 +74,10 @@ import traceback  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+try:  # TensorFlow Text's ops, as TensorFlow Serving's model server has them built in
+    import tensorflow_text  # noqa: E402, F401
+except ImportError:
+    pass
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 INT32 = (-2**31, 2**31 - 1)
