@@ -39,19 +39,38 @@ def text_lines(input_name="text", endpoint="serving_default"):
 
 
 def whole_files(input_name, endpoint="serving_default", suffixes=()):
-    """One row per ``--file`` (its bytes); ``--text`` takes a path too."""
+    """One row per ``--file`` (its bytes), or per file of a folder given as ``--file``
+    (those ending in ``suffixes``, sorted, symbolic links followed); ``--text`` takes
+    a path too."""
 
-    def read_file(path):
-        if not os.path.isfile(path):
-            raise textio.DataError(path, "no such file")
+    def read_one(path):
         if suffixes and not path.lower().endswith(tuple(suffixes)):
             raise textio.DataError(path, f"expected a file ending in {', '.join(suffixes)}")
         with open(path, "rb") as f:
-            return [(path, f.read())]
+            return (path, f.read())
+
+    def read_file(path):
+        if os.path.isdir(path):
+            found = sorted(os.path.join(root, name)
+                           for root, _, names in os.walk(path, followlinks=True)
+                           for name in names
+                           if not suffixes or name.lower().endswith(tuple(suffixes)))
+            if not found:
+                raise textio.DataError(path, "the folder holds no files ending in "
+                                       f"{', '.join(suffixes) or 'anything'}")
+            return [read_one(p) for p in found]
+        if not os.path.isfile(path):
+            raise textio.DataError(path, "no such file")
+        return [read_one(path)]
+
+    def read_text(path):
+        if os.path.isdir(path):
+            raise textio.DataError(path, "--text takes one file; give a folder with --file")
+        return read_file(path)[0]
 
     return PredictInput(
         endpoint=endpoint,
-        read_text=lambda path: read_file(path)[0],
+        read_text=read_text,
         read_file=read_file,
         feed=lambda items: {input_name: np.array([data for _, data in items], dtype=object)
                             .reshape(len(items))},

@@ -1,0 +1,63 @@
+"""zoo.builders.speech_recognizer: the CTC loss against a brute-force sum over every
+alignment, padding frames that change nothing, lengths after the front-end."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.builders import speech_recognizer as sr
+
+
+def _collapse(path, blank):
+    out, previous = [], None
+    for p in path:
+        if p != previous and p != blank:
+            out.append(p)
+        previous = p
+    return out
+
+
+def _brute_force_nll(log_probs, labels):
+    """-log Σ over all alignments of the T frames that collapse to ``labels``."""
+    T, K1 = log_probs.shape
+    total = 0.0
+    for path in itertools.product(range(K1), repeat=T):
+        if _collapse(path, K1 - 1) == list(labels):
+            total += np.exp(sum(log_probs[t, p] for t, p in enumerate(path)))
+    return -np.log(total)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ctc_loss_is_the_sum_over_alignments_and_padding_frames_change_nothing(seed):
+    rng = np.random.RandomState(seed)
+    K, T, pad = 2, 5, 3
+    logits = rng.randn(2, T + pad, K + 1).astype(np.float32)
+    lengths = np.array([T, 3])
+    labels = [[0, 1, 1], [1]]
+    mask = np.arange(T + pad)[None] < lengths[:, None]
+    log_probs = sr.CTCBlankPadding()(tf.constant(logits), tf.constant(mask)).numpy()
+    y_true = np.array([[0, 1, 1], [1, -1, -1]], np.int32)
+    got = sr.CTCLoss(reduction=None)(tf.constant(y_true), tf.constant(log_probs)).numpy()
+    for i in range(2):
+        real = log_probs[i, :lengths[i]]
+        np.testing.assert_allclose(np.exp(real).sum(-1), 1.0, rtol=1e-5)
+        assert got[i] == pytest.approx(_brute_force_nll(real, labels[i]), rel=1e-4)
+
+
+def test_a_padded_batch_gives_the_same_log_probs_on_real_frames():
+    model = sr.build_speech_recognizer(6, 4, conv_layers=2, conv_filters=8, time_reduction=2,
+                                       units=5, num_layers=2, dropout=0.0)
+    x = np.random.RandomState(0).randn(1, 9, 6).astype(np.float32)
+    alone = model({"features": x, "length": np.array([9])}).numpy()
+    padded = np.concatenate([x, np.zeros((1, 7, 6), np.float32)], axis=1)
+    batch = model({"features": padded, "length": np.array([9])}).numpy()
+    assert alone.shape == (1, 5, 5) and batch.shape == (1, 8, 5)
+    # the last real frame's convolution window reaches into the padding (zeros either way)
+    np.testing.assert_allclose(batch[0, :5], alone[0], atol=1e-5)
+    np.testing.assert_allclose(batch[0, 5:, -1], 0.0)  # padding frames: blank, certainly
+    assert sr.reduced_lengths(np.array([0, 1, 8, 9]), 4).numpy().tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="time_reduction=4 needs conv_layers >= 2. Received: "
+                                         "conv_layers=1"):
+        sr.build_speech_recognizer(6, 4, conv_layers=1, time_reduction=4)
