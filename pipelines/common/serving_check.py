@@ -40,6 +40,23 @@ def clean_env():
     return env
 
 
+def to_json(value):
+    """Feeds as JSON values: bytes that are not UTF-8 (WAV, MIDI) as {"b64": text},
+    TensorFlow Serving's REST convention; lists, tuples and dicts recursively."""
+    import base64
+
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
+
+
 def run_export(version_dir, inputs, input_name="text", timeout=600, signature="serving_default"):
     """Runs ``inputs`` (list of str, or nested lists of numbers for non-text signatures) through the export at ``version_dir`` in a process
     where the project cannot be imported. ``inputs`` may also be a dict {input name:
@@ -56,7 +73,7 @@ def run_export(version_dir, inputs, input_name="text", timeout=600, signature="s
     """
     args = {
         "dir": os.path.abspath(version_dir),
-        "inputs": dict(inputs) if isinstance(inputs, dict) else list(inputs),
+        "inputs": to_json(dict(inputs) if isinstance(inputs, dict) else list(inputs)),
         "input_name": input_name,
         "signature": signature,
         "blocked": list(BLOCKED),

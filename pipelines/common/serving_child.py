@@ -113,8 +113,23 @@ def run(path, feeds, signature_name):
             "eager": {k: _plain(v.numpy()) for k, v in eager_out.items()}}
 
 
+def from_json(value):
+    """JSON values back to feeds: {"b64": text} is bytes (TensorFlow Serving's REST
+    convention for binary strings), lists recursively."""
+    import base64
+
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: from_json(v) for k, v in value.items()}
+    return value
+
+
 def main(argv):
     args = json.loads(argv[0])
+    args["inputs"] = from_json(args["inputs"])
     blocked = tuple(args["blocked"])
     unloaded, held, probes = block(blocked)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -45,11 +45,12 @@ def build_model(config, meta):
 
 def search_space(hp, config):
     """The config with the tuned fields drawn from ``hp``: cell, units, depth, dropout,
-    learning rate (as the language models) and the front-end's time reduction."""
+    learning rate (as the language models) and the front-end's time reduction (those its
+    conv_layers allow)."""
+    allowed = [r for r, strided in ((1, 0), (2, 1), (4, 2)) if strided <= config.conv_layers]
     return dataclasses.replace(
         config_lib.language_model_space(hp, config),
-        time_reduction=hp.Choice("time_reduction", [1, 2, 4], default=config.time_reduction),
-        conv_layers=max(config.conv_layers, 2))
+        time_reduction=hp.Choice("time_reduction", allowed, default=config.time_reduction))
 
 
 # -------------------------------------------------------------------------- decoding
@@ -167,12 +168,17 @@ class Recognizer(keras.layers.Layer):
         of the transcript (see ``Decoder``), "ok": bool, "error": "" or why the clip
         could not be read, "truncated": bool, "seconds": float32}. An unreadable clip
         gives "" with ok false."""
-        f = self.features(tf.convert_to_tensor(wavs, tf.string))
+        wavs = tf.convert_to_tensor(wavs, tf.string)
+        n = tf.shape(wavs)[0]
+        # An empty batch runs one empty clip (the convolutions refuse batch 0), then drops it.
+        wavs = tf.concat([wavs, [b""]], 0)[:tf.maximum(n, 1)]
+        f = self.features(wavs)
         log_probs = self.model({"features": f["features"], "length": f["length"]}, training=False)
         ids, _, scores = self.decoder(log_probs, sr.reduced_lengths(f["length"], self.time_reduction))
-        return {"transcript": transcripts(ids), "score": tf.where(f["ok"], scores, 0.0),
-                "ok": f["ok"], "error": f["reason"], "truncated": f["truncated"],
-                "seconds": f["seconds"]}
+        out = {"transcript": transcripts(ids), "score": tf.where(f["ok"], scores, 0.0),
+               "ok": f["ok"], "error": f["reason"], "truncated": f["truncated"],
+               "seconds": f["seconds"]}
+        return {k: v[:n] for k, v in out.items()}
 
     def endpoints(self):
         wavs = tf.TensorSpec([None], tf.string, name="audio")

@@ -45,7 +45,22 @@ import importlib.abc
 import json
 import sys
 
+def _from_json(value):
+    """{"b64": text} -> bytes (binary examples, TensorFlow Serving's REST convention)."""
+    import base64
+
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
 ARGS = json.loads(sys.argv[1])
+for _info in ARGS["signatures"].values():
+    _info["example"] = _from_json(_info["example"])
 BLOCKED = tuple(ARGS["blocked"])
 
 

@@ -29,6 +29,8 @@ _RESULTS = {}
 def _plain(value):
     import numpy as np
 
+    if isinstance(value, (list, tuple)):  # not np.asarray: a bytes array drops trailing NULs
+        return [_plain(v) for v in value]
     value = np.asarray(value) if not isinstance(value, (str, bytes, int, float)) else value
     return value.tolist() if hasattr(value, "tolist") else value
 
@@ -44,7 +46,7 @@ def signature_infos(task, workdir):
                   for s in endpoint.inputs]
         infos[name] = {
             "inputs": inputs,
-            "example": {k: _plain(v) for k, v in endpoint.example.items()},
+            "example": serving_check.to_json({k: _plain(v) for k, v in endpoint.example.items()}),
             "ranges": {k: list(v) for k, v in ranges.items() if k in endpoint.input_names},
         }
     return infos
