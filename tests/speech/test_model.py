@@ -1,0 +1,144 @@
+"""Speech model: decoding against a NumPy best path, beam search at least as likely as
+greedy, char_lm rescoring that can change the choice, WER/CER against jiwer's
+definitions by hand, the serving model on bad clips, the spectrogram picture."""
+
+import dataclasses
+import io
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from pipelines.speech import data, model as sp_model
+from pipelines.speech.config import PRESETS
+
+SMALL = PRESETS["small"]
+K = len(data.ALPHABET)
+
+
+def _log_probs(seed, batch=3, frames=12):
+    rng = np.random.RandomState(seed)
+    logits = rng.randn(batch, frames, K + 1).astype(np.float32) * 3
+    logits[..., data.BLANK] += 1.0
+    return tf.nn.log_softmax(logits).numpy()
+
+
+def _best_path(log_probs, n):
+    out, previous = [], None
+    for c in np.argmax(log_probs[:n], axis=-1):
+        if c != previous and c != data.BLANK:
+            out.append(int(c))
+        previous = c
+    return data.decode_ids(out), float(np.max(log_probs[:n], axis=-1).sum())
+
+
+def test_greedy_decoding_is_the_best_path_with_repeats_merged_and_blanks_dropped():
+    log_probs, lengths = _log_probs(0), np.array([12, 7, 0])
+    decoder = sp_model.Decoder(dataclasses.replace(SMALL, decoder="greedy"))
+    ids, n, scores = decoder(tf.constant(log_probs), tf.constant(lengths))
+    texts = [t.decode() for t in sp_model.transcripts(ids).numpy()]
+    for i in range(3):
+        want, score = _best_path(log_probs[i], lengths[i])
+        assert texts[i] == want and int(n[i]) == len(want)
+        assert float(scores[i]) == pytest.approx(score, abs=1e-4)
+
+
+def test_beam_search_finds_a_labelling_at_least_as_likely_as_the_best_path():
+    log_probs, lengths = _log_probs(1, batch=4, frames=8), np.array([8, 8, 5, 3])
+    beam = sp_model.Decoder(dataclasses.replace(SMALL, decoder="beam", beam_width=16,
+                                                top_paths=1))
+    ids, _, _ = beam(tf.constant(log_probs), tf.constant(lengths))
+    loss = sp_model.sr.CTCLoss(reduction=None)
+    for i, text in enumerate(sp_model.transcripts(ids).numpy()):
+        greedy, _ = _best_path(log_probs[i], lengths[i])
+        padded = log_probs[i:i + 1].copy()
+        padded[0, lengths[i]:] = np.where(np.arange(K + 1) == data.BLANK, 0.0, -1e4)
+
+        def nll(t):
+            y = np.array([data.encode_transcript(t) or [-1]], np.int32)
+            return float(loss(tf.constant(y), tf.constant(padded))[0]) if t else np.inf
+
+        assert nll(text.decode()) <= nll(greedy) + 1e-4
+
+
+def test_a_language_model_rescoring_picks_among_the_top_paths():
+    """With the weight 0 the CTC best of the paths wins; a large weight makes the LM's
+    favourite win (the course's "pair" vs "pear")."""
+    log_probs, lengths = _log_probs(2, batch=2), np.array([12, 12])
+    config = dataclasses.replace(SMALL, decoder="beam", beam_width=8, top_paths=4)
+    favourite = {}
+
+    def lm(texts):  # a toy LM: likes the longest text
+        scores = tf.cast(tf.strings.length(texts), tf.float32)
+        favourite["texts"] = texts
+        return scores
+
+    plain = sp_model.Decoder(dataclasses.replace(config, lm_weight=0.0), lm=lm)
+    ids0, _, _ = plain(tf.constant(log_probs), tf.constant(lengths))
+    first = sp_model.Decoder(dataclasses.replace(config, top_paths=1))
+    best, _, _ = first(tf.constant(log_probs), tf.constant(lengths))
+    assert sp_model.transcripts(ids0).numpy().tolist() == sp_model.transcripts(best).numpy().tolist()
+    heavy = sp_model.Decoder(dataclasses.replace(config, lm_weight=100.0), lm=lm)
+    ids1, _, _ = heavy(tf.constant(log_probs), tf.constant(lengths))
+    candidates = np.array(favourite["texts"].numpy()).reshape(4, 2)
+    for i, text in enumerate(sp_model.transcripts(ids1).numpy()):
+        assert len(text) == max(len(c) for c in candidates[:, i])
+
+
+def test_evaluate_reports_jiwers_wer_and_cer_of_the_models_own_transcripts(tmp_path):
+    from tests.speech.test_data import _fsdd
+
+    folder = _fsdd(tmp_path / "fsdd", speakers=("ann",), takes=(0,), digits=range(5))
+    config = dataclasses.replace(SMALL, data=folder, split="utterance", decoder="greedy")
+    net = sp_model.build_model(config, {"alphabet": data.ALPHABET})
+    dataset = data.read_split(config, {}, folder)
+    report = sp_model.evaluate(net, dataset, config, {})
+    refs = [t["reference"] for t in report["transcripts"]]
+    hyps = [t["transcript"] for t in report["transcripts"]]
+    assert report["utterances"] == 5 and sorted(refs) == ["four", "one", "three", "two", "zero"]
+    assert report["wer"] == pytest.approx(jiwer.wer(refs, hyps))
+    assert report["cer"] == pytest.approx(jiwer.cer(refs, hyps))
+    assert len(report["spectrogram_examples"]) == 3
+
+
+def _wav(seconds=0.5, rate=16000, subtype="PCM_16", channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.2 * np.sin(2 * np.pi * 220 * t)
+    out = io.BytesIO()
+    soundfile.write(out, np.stack([x] * channels, 1) if channels > 1 else x, rate,
+                    format="WAV", subtype=subtype)
+    return out.getvalue()
+
+
+def test_the_serving_model_answers_every_clip():
+    net = sp_model.build_model(SMALL, {"alphabet": data.ALPHABET})
+    server = sp_model.Recognizer(net, SMALL)
+    clips = [_wav(), _wav(rate=44100, subtype="PCM_24", channels=2), b"not a wav", b"",
+             _wav(seconds=0.0), _wav(rate=8000, subtype="PCM_U8"),
+             _wav(seconds=SMALL.max_seconds + 1, rate=8000)]
+    out = tf.function(server.transcribe)(tf.constant(clips))
+    assert out["ok"].numpy().tolist() == [True, True, False, False, True, True, True]
+    errors = [e.decode() for e in out["error"].numpy()]
+    assert errors[2] == "not a RIFF/WAVE file" and errors[3] == "empty input"
+    assert out["truncated"].numpy().tolist() == [False] * 6 + [True]
+    np.testing.assert_allclose(out["seconds"].numpy()[[0, 1, 4, 6]],
+                               [0.5, 0.5, 0.0, SMALL.max_seconds + 1], atol=1e-3)
+    assert all(set(t.decode()) <= set(data.ALPHABET) for t in out["transcript"].numpy())
+    assert out["transcript"].numpy()[2] == b"" and out["score"].numpy()[2] == 0.0
+    empty = server.transcribe(tf.zeros([0], tf.string))
+    assert all(v.shape[0] == 0 for v in empty.values())
+
+
+def test_the_picture_places_characters_at_their_frames(tmp_path):
+    report = {"spectrogram_examples": [{
+        "reference": "one", "transcript": "on",
+        "features": np.random.RandomState(0).randn(30, 16).round(3).tolist(),
+        "emissions": [[4, "o"], [12, "n"]]}]}
+    paths = sp_model.draw_report(report, str(tmp_path), "test")
+    assert len(paths) == 1 and paths[0].endswith("spectrogram_1.png")
+    import matplotlib.image
+
+    image = matplotlib.image.imread(paths[0])
+    assert image.ndim == 3 and image.shape[0] > 100
