@@ -209,7 +209,7 @@ def evaluate(model, dataset, config, meta, examples=3):
     decoder = Decoder(config, load_lm(config))
     loss_fn = sr.CTCLoss(reduction=None)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def step(inputs, labels):
         log_probs = model(inputs, training=False)
         lengths = sr.reduced_lengths(inputs["length"], config.time_reduction)

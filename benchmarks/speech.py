@@ -1,0 +1,100 @@
+"""Speech recognition quality under a CPU time budget: the Free Spoken Digit Dataset.
+
+    python benchmarks/speech.py --data PATH/fsdd/recordings [--minutes 15]          # official split
+    python benchmarks/speech.py --data PATH/fsdd/recordings --holdout theo         # one speaker held out
+    python benchmarks/speech.py --data PATH/fsdd/recordings --synthetic            # trained on synthetic speech only
+
+FSDD (real recordings, 6 speakers, 8 kHz; ``{digit}_{speaker}_{take}.wav``). The
+official protocol (the ``fsdd`` preset): takes 0-4 of every speaker and digit are the
+test split (300 clips), takes 5-49 train (10% of them, seeded, validate). ``--holdout
+SPEAKER``: that speaker's 500 clips are the test split, the other five speakers train
+and validate. ``--synthetic``: the speech pipeline's default data (eSpeak NG voices,
+digit strings and numbers) trains and validates; the FSDD test takes are only tested.
+
+Training runs epoch by epoch until ``--minutes`` of wall time have passed (the epoch
+under way finishes) or ``--patience`` epochs pass without a better validation loss;
+the weights of the best validation epoch are tested. WER is the word error rate
+(jiwer), which for single digits is 1 - digit accuracy. One JSON line at the end (also
+``--out``).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="the FSDD recordings folder")
+    p.add_argument("--minutes", type=float, default=15.0, help="training wall-time budget")
+    p.add_argument("--patience", type=int, default=8)
+    p.add_argument("--holdout", default="", help="a speaker held out as the test split")
+    p.add_argument("--synthetic", action="store_true",
+                   help="train on the synthetic default data, test on FSDD")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", help="also write the JSON result here")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from benchmarks.music import cpu_name
+    from pipelines.common import config as config_lib
+    from pipelines.speech import data, model as sp_model
+    from pipelines.speech.config import PRESETS
+
+    fsdd = config_lib.override(PRESETS["fsdd"], args.overrides, data=args.data,
+                               holdout_speaker=args.holdout)
+    if args.synthetic:
+        config = config_lib.override(PRESETS["default"], args.overrides)
+        protocol = "trained on synthetic eSpeak NG speech, tested on FSDD takes 0-4"
+    else:
+        config = fsdd
+        protocol = (f"speaker {args.holdout} held out (test), the other speakers train"
+                    if args.holdout else "FSDD official split: takes 0-4 test, 5-49 train")
+    keras.utils.set_random_seed(config.seed)
+    datasets = data.make_datasets(config)
+    test_clips = data.load_clips(fsdd)[0]["test"] if args.synthetic else None
+    test = (data.make_dataset(test_clips, fsdd)[0] if args.synthetic else datasets.test)
+    model = sp_model.build_model(config, datasets.meta)
+    print(f"{protocol}: {json.dumps(config_lib.to_dict(config))}", flush=True)
+    print(f"data: {json.dumps(datasets.sizes)}", flush=True)
+
+    trained, history, best, waited = 0.0, [], None, 0
+    while trained < args.minutes * 60 and waited < args.patience:
+        start = time.time()
+        fit = model.fit(datasets.train, validation_data=datasets.valid, epochs=1, verbose=0)
+        trained += time.time() - start
+        row = {"epoch": len(history) + 1, "train_minutes": round(trained / 60, 2),
+               "loss": round(fit.history["loss"][-1], 3),
+               "val_loss": round(fit.history["val_loss"][-1], 3)}
+        history.append(row)
+        print(json.dumps(row), flush=True)
+        if best is None or row["val_loss"] < best[0]:
+            best, waited = (row["val_loss"], row["epoch"], model.get_weights()), 0
+        else:
+            waited += 1
+    model.set_weights(best[2])
+    report = sp_model.evaluate(model, test, fsdd if args.synthetic else config, datasets.meta)
+    result = {"benchmark": "speech fsdd", "protocol": protocol, "config": config_lib.to_dict(config),
+              "sizes": datasets.sizes, "history": history, "best_epoch": best[1],
+              "train_minutes": history[-1]["train_minutes"],
+              **{k: report[k] for k in ("wer", "cer", "utterance_accuracy", "utterances", "decoder")},
+              "transcripts": report["transcripts"],
+              "load_average": os.getloadavg(), "cpu": cpu_name()}
+    print(json.dumps(result), flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
