@@ -188,32 +188,34 @@ def read_folder(path):
 
 
 def read_tfds(name, data_dir):
-    """``tfds.load(name, data_dir=...)`` -> {split: Clips} with WAV bytes as sources:
-    speech_commands (transcript = the command word; "_silence_" and "_unknown_" left
-    out) or librispeech (text, speaker_id)."""
+    """``tfds.load(name, split=..., data_dir=...)`` -> {split: Clips} with WAV bytes as
+    sources: speech_commands (transcript = the command word; "_silence_" and
+    "_unknown_" left out) or librispeech (text, speaker_id; dev_clean validates,
+    test_clean tests)."""
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    if name not in ("speech_commands", "librispeech"):
+        raise DataError(f"tfds:{name}", "expected tfds:speech_commands or tfds:librispeech")
     builder = tfds.builder(name, data_dir=data_dir)
-    rate = builder.info.features["audio"].sample_rate
-    labels = builder.info.features["label"].names if name == "speech_commands" else None
+    features = builder.info.features
+    key = "audio" if "audio" in features else "speech"
+    rate = features[key].sample_rate
+    labels = features["label"].names if "label" in features else None
+    wanted = ({"train": "train", "valid": "validation", "test": "test"} if labels else
+              {"train": "train_clean100", "valid": "dev_clean", "test": "test_clean"})
     out = {}
-    for split, ours in (("train", "train"), ("validation", "valid"), ("dev_clean", "valid"),
-                        ("test", "test"), ("test_clean", "test")):
-        if split not in builder.info.splits or ours in out:
-            continue
+    for ours, split in wanted.items():
         clips = Clips()
-        for example in tfds.as_numpy(builder.as_dataset(split=split)):
-            audio = np.asarray(example["audio"])
+        for example in tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir)):
             if labels is not None:
                 word = labels[int(example["label"])]
                 if word.startswith("_"):
                     continue
                 text, speaker = word, ""
             else:
-                text = example["text"].decode("utf-8")
-                speaker = str(example["speaker_id"])
-            pcm = tf.cast(audio, tf.float32)[:, None] / 32768.0
+                text, speaker = example["text"].decode("utf-8"), str(example["speaker_id"])
+            pcm = tf.cast(np.asarray(example[key]), tf.float32)[:, None] / 32768.0
             clips.sources.append(tf.audio.encode_wav(pcm, rate).numpy())
             clips.transcripts.append(normalise_transcript(text, f"tfds:{name}/{split}"))
             clips.speakers.append(speaker)

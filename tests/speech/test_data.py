@@ -122,3 +122,25 @@ def test_batches_hold_frames_lengths_and_padded_labels(tmp_path):
     texts = {data.decode_ids(row) for row in labels.numpy()}
     assert texts <= {"zero", "one", "two"}
     assert (labels.numpy()[labels.numpy() < 0] == -1).all()
+
+
+@pytest.mark.parametrize("name", ["speech_commands", "librispeech"])
+def test_tfds_datasets_through_the_real_tfds_load(name):
+    import io as _io
+
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+        splits = data.read_tfds(name, None)
+    assert set(splits) == {"train", "valid", "test"}
+    for clips in splits.values():
+        for source, text, speaker in zip(clips.sources, clips.transcripts, clips.speakers):
+            samples, rate = soundfile.read(_io.BytesIO(source))
+            assert rate == 16000 and samples.ndim == 1
+            assert set(text) <= set(data.ALPHABET) and text
+            if name == "speech_commands":
+                assert text in ("down", "go", "left", "no", "off", "on", "right", "stop", "up",
+                                "yes") and speaker == ""
+            else:
+                assert speaker.isdigit()
+    assert sum(len(c) for c in splits.values()) > 0
