@@ -68,7 +68,7 @@ class SpeechConfig(BaseConfig):
     # as log P_ctc + lm_weight * log P_lm(text) + length_bonus * characters.
     decoder: Literal["greedy", "beam"] = "beam"
     beam_width: Annotated[int, AtLeast1] = 16
-    top_paths: Annotated[int, AtLeast1] = 4
+    top_paths: Annotated[int, Range(1, 16)] = 4  # <= beam_width
     lm_workdir: Optional[str] = None
     lm_weight: Annotated[float, NonNegative] = 0.3
     length_bonus: float = 0.0

@@ -71,6 +71,11 @@ class Decoder:
         frames = tf.shape(log_probs)[1]
         paths = 1 if self.strategy == "greedy" else (self.top_paths if self.lm else 1)
 
+        # At least one frame: TensorFlow's beam search fails ("Less leaves in the beam
+        # search than requested") when a 0-frame clip has fewer labellings than
+        # top_paths; the extra frame is a padding one (the blank, certainly).
+        lengths = tf.maximum(tf.cast(lengths, tf.int32), 1)
+
         def run():
             decoded, scores = keras.ops.ctc_decode(
                 log_probs, lengths, strategy=self.strategy, beam_width=self.beam_width,
@@ -175,7 +180,8 @@ class Recognizer(keras.layers.Layer):
         f = self.features(wavs)
         log_probs = self.model({"features": f["features"], "length": f["length"]}, training=False)
         ids, _, scores = self.decoder(log_probs, sr.reduced_lengths(f["length"], self.time_reduction))
-        out = {"transcript": transcripts(ids), "score": tf.where(f["ok"], scores, 0.0),
+        out = {"transcript": tf.where(f["ok"], transcripts(ids), ""),
+               "score": tf.where(f["ok"], scores, 0.0),
                "ok": f["ok"], "error": f["reason"], "truncated": f["truncated"],
                "seconds": f["seconds"]}
         return {k: v[:n] for k, v in out.items()}

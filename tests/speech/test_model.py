@@ -34,8 +34,17 @@ def _best_path(log_probs, n):
     return data.decode_ids(out), float(np.max(log_probs[:n], axis=-1).sum())
 
 
+def _padded(log_probs, lengths):
+    """As the model gives them: frames past a clip's length are the blank, certainly."""
+    out = log_probs.copy()
+    for i, n in enumerate(lengths):
+        out[i, n:] = np.where(np.arange(K + 1) == data.BLANK, 0.0, -1e4)
+    return out
+
+
 def test_greedy_decoding_is_the_best_path_with_repeats_merged_and_blanks_dropped():
-    log_probs, lengths = _log_probs(0), np.array([12, 7, 0])
+    lengths = np.array([12, 7, 0])
+    log_probs = _padded(_log_probs(0), lengths)
     decoder = sp_model.Decoder(dataclasses.replace(SMALL, decoder="greedy"))
     ids, n, scores = decoder(tf.constant(log_probs), tf.constant(lengths))
     texts = [t.decode() for t in sp_model.transcripts(ids).numpy()]
@@ -46,7 +55,8 @@ def test_greedy_decoding_is_the_best_path_with_repeats_merged_and_blanks_dropped
 
 
 def test_beam_search_finds_a_labelling_at_least_as_likely_as_the_best_path():
-    log_probs, lengths = _log_probs(1, batch=4, frames=8), np.array([8, 8, 5, 3])
+    lengths = np.array([8, 8, 5, 3])
+    log_probs = _padded(_log_probs(1, batch=4, frames=8), lengths)
     beam = sp_model.Decoder(dataclasses.replace(SMALL, decoder="beam", beam_width=16,
                                                 top_paths=1))
     ids, _, _ = beam(tf.constant(log_probs), tf.constant(lengths))
@@ -142,3 +152,30 @@ def test_the_picture_places_characters_at_their_frames(tmp_path):
 
     image = matplotlib.image.imread(paths[0])
     assert image.ndim == 3 and image.shape[0] > 100
+
+
+def test_a_char_lm_rescores_inside_the_export_which_runs_without_project_code(tmp_path):
+    """lm_workdir: a char_lm run (trained here on number words) rescoring the beam; the
+    export carries both models and serves with no project code."""
+    import os
+
+    from pipelines.char_lm import TASK as CHAR_LM
+    from pipelines.common import serving_check
+    from pipelines.common.cli import main
+    from pipelines.speech import TASK, synth
+
+    text = tmp_path / "numbers.txt"
+    text.write_text("\n".join(synth.number_words(n) for n in range(0, 3000, 7)) + "\n")
+    lm_dir = str(tmp_path / "lm")
+    assert main(CHAR_LM, ["train", "--preset", "small", "--data", str(text),
+                          "--workdir", lm_dir, "-q"]) == 0
+    workdir, export_dir = str(tmp_path / "w"), str(tmp_path / "saved")
+    assert main(TASK, ["--preset", "small", "--set", f"lm_workdir={lm_dir}",
+                       "--set", "lm_weight=0.5", "--workdir", workdir,
+                       "--export-dir", export_dir, "-q"]) == 0
+    metrics = __import__("json").load(open(os.path.join(workdir, "eval", "metrics.json")))
+    assert metrics["decoder"] == "beam + char_lm"
+    got = serving_check.run_export(os.path.join(export_dir, "speech", "1"),
+                                   {"audio": [_wav(), b"garbage"]})
+    assert got["blocked"] == {"zoo": True, "pipelines": True} and not got["modules"]
+    assert got["eager"]["ok"] == [True, False] and got["eager"] == got["session"]
