@@ -144,3 +144,12 @@ def test_tfds_datasets_through_the_real_tfds_load(name):
             else:
                 assert speaker.isdigit()
     assert sum(len(c) for c in splits.values()) > 0
+
+
+def test_a_folder_of_symbolic_links_is_followed(tmp_path):
+    real = _fsdd(tmp_path / "real", speakers=("ann", "bob", "cid"), takes=range(2))
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    os.symlink(real, linked / "recordings")
+    clips = data.read_folder(str(linked))
+    assert len(clips) == 3 * 3 * 2 and all(s.startswith(str(linked)) for s in clips.sources)
