@@ -1,0 +1,76 @@
+"""DNA configs: ``default`` (per-base gene tags on the embedded bacterial chromosome, the
+main job), ``splice`` (per-sequence: the UCI splice-junction layout, pass the file with
+--data) and ``small`` (tests)."""
+
+import dataclasses
+from typing import Annotated, Literal, Optional
+
+from pipelines.common.config import AtLeast1, BaseConfig, ConfigError, Fraction, NonNegative, Range
+
+
+@dataclasses.dataclass(frozen=True)
+class DNAConfig(BaseConfig):
+    """Inherited (``pipelines.common.config``): data, train_file + valid_file (+
+    test_file) instead, valid_fraction, cell, units, num_layers, dropout, learning_rate,
+    clipnorm, batch_size, epochs, patience, seed; and the defaults changed here.
+
+    ``task``: "per_base" (a tag per base: BIO tags of CDS / tRNA / rRNA on either
+    strand) or "per_sequence" (a label or a value per sequence). ``data`` for per_base:
+    "embedded" (the Corynebacterium diphtheriae chromosome in the pyrodigal wheel,
+    labelled by pyrodigal's gene calls: predictions, not curated annotation), a GenBank
+    file or folder (.gb/.gbk), or a FASTA file with ``annotation`` (GFF3 or BED); for
+    per_sequence: a CSV ``sequence,label`` or the UCI splice-junction layout."""
+
+    task: Literal["per_base", "per_sequence"] = "per_base"
+    data: str = "embedded"
+    annotation: Optional[str] = None  # GFF3 / BED beside a FASTA --data
+    ambiguous: Literal["n", "refuse"] = "n"  # IUPAC codes: read as N, or stop naming the base
+    # Splits. per_base: records split by record; one record (a genome) by position: the
+    # last test_fraction is the test region, the valid_fraction before it validates.
+    # per_sequence: seeded, stratified by label.
+    valid_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.1
+    test_fraction: Annotated[float, Fraction] = 0.2
+    max_examples: Annotated[int, NonNegative] = 0  # > 0: a seeded subset of windows (tests)
+    # The tf.data chain: windows of `window` bases every `stride` bases (per_base),
+    # reverse-complement augmentation (tags mirrored, strands swapped).
+    window: Annotated[int, Range(16, 100000)] = 400
+    stride: Annotated[int, AtLeast1] = 300
+    reverse_complement: bool = True
+    # Model: one-hot bases or a learned embedding, conv_layers 1-D convolutions
+    # (conv_filters, kernel conv_kernel), a deep bidirectional zoo RNN, then a softmax or
+    # CRF per base, or a pooled many-to-one head.
+    encoding: Literal["one_hot", "embedding"] = "one_hot"
+    embedding_dim: Annotated[int, AtLeast1] = 8
+    conv_layers: Annotated[int, NonNegative] = 1
+    conv_filters: Annotated[int, AtLeast1] = 64
+    conv_kernel: Annotated[int, AtLeast1] = 9
+    units: Annotated[int, AtLeast1] = 64
+    num_layers: Annotated[int, AtLeast1] = 2
+    dropout: Annotated[float, Fraction] = 0.1
+    head: Literal["softmax", "crf"] = "softmax"
+    pooling: Literal["max", "mean", "mean_max", "last"] = "mean_max"
+    learning_rate: Annotated[float, Range(0, low_open=True)] = 2e-3
+    clipnorm: Annotated[float, NonNegative] = 5.0
+    batch_size: Annotated[int, AtLeast1] = 32
+    epochs: Annotated[int, AtLeast1] = 8
+    patience: Annotated[int, NonNegative] = 2
+    # Serving: windows run per call (bounds memory for a long sequence).
+    serve_batch_windows: Annotated[int, AtLeast1] = 256
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.stride > self.window:
+            raise ConfigError(f"Config key 'stride' expects a value <= window ({self.window}). "
+                              f"Received: {self.stride}")
+
+
+PRESETS = {
+    "default": DNAConfig(),
+    # UCI splice junctions (EI / IE / N), 60 bases a sequence: many-to-one.
+    "splice": DNAConfig(task="per_sequence", data="", conv_layers=1, conv_filters=64,
+                        conv_kernel=7, units=64, num_layers=1, dropout=0.3, epochs=40,
+                        patience=6, test_fraction=0.1),
+    # Tests: a slice of the genome, a tiny model, one epoch.
+    "small": DNAConfig(window=64, stride=48, max_examples=300, conv_filters=8, units=8,
+                       num_layers=1, dropout=0.0, batch_size=16, epochs=1, patience=0),
+}
