@@ -3,6 +3,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The music pipeline caches parsed chorales in the user cache: tests use their own.
 os.environ.setdefault("SEQZOO_CACHE", __import__("tempfile").mkdtemp(prefix="seqzoo_cache_"))
+# hypothesis keeps its examples in ./.hypothesis (the repository) unless told otherwise.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                      __import__("tempfile").mkdtemp(prefix="seqzoo_hypothesis_"))
 
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
