@@ -31,6 +31,10 @@ class DNAConfig(BaseConfig):
     valid_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.1
     test_fraction: Annotated[float, Fraction] = 0.2
     max_examples: Annotated[int, NonNegative] = 0  # > 0: a seeded subset of windows (tests)
+    # per_sequence cross-validation: fold >= 0 makes that fold of `folds` (seeded) the
+    # test split, the rest train and validate.
+    fold: Annotated[int, Range(-1)] = -1
+    folds: Annotated[int, Range(2)] = 10
     # The tf.data chain: windows of `window` bases every `stride` bases (per_base),
     # reverse-complement augmentation (tags mirrored, strands swapped).
     window: Annotated[int, Range(16, 100000)] = 400
@@ -59,6 +63,9 @@ class DNAConfig(BaseConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.fold >= self.folds:
+            raise ConfigError(f"Config key 'fold' expects a value < folds ({self.folds}). "
+                              f"Received: {self.fold}")
         if self.stride > self.window:
             raise ConfigError(f"Config key 'stride' expects a value <= window ({self.window}). "
                               f"Received: {self.stride}")

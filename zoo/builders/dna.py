@@ -24,13 +24,10 @@ BASE_IDS = 6  # 0 padding, A C G T N
 @keras.saving.register_keras_serializable(package="zoo")
 class OneHotBases(keras.layers.Layer):
     """(batch, T) base ids 0..5 -> (batch, T, 5) one-hot of A C G T N (padding all 0;
-    N is its own channel), with the mask ids > 0."""
+    N is its own channel). The mask is ``BaseMask``'s, handed to the RNN."""
 
     def call(self, ids):
         return ops.one_hot(ops.cast(ids, "int32") - 1, BASE_IDS - 1)
-
-    def compute_mask(self, ids, mask=None):
-        return ops.not_equal(ids, 0)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
