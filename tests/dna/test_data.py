@@ -1,0 +1,127 @@
+"""DNA data chain: windows that cover a region, reverse complements with mirrored tags,
+splits by position and by record, per-sequence CSV / UCI layouts and folds, bad input
+as one error line; the model's outputs through the export for long and odd inputs."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pipelines.common.cli import main
+from pipelines.dna import TASK, data, graph, sequences
+from pipelines.dna.config import PRESETS
+
+SMALL = PRESETS["small"]
+
+
+def test_windows_cover_the_region_and_reverse_complements_mirror_the_tags():
+    rng = np.random.RandomState(0)
+    seq = "".join(rng.choice(list("ACGT"), 150))
+    features = [sequences.Feature(10, 40, "+", "CDS"), sequences.Feature(60, 100, "-", "CDS"),
+                sequences.Feature(120, 130, "+", "tRNA")]
+    tags = sequences.tags_from_features(150, features).astype(np.int32)
+    x, y = data.cut_windows(data.encode(seq), tags, 64, 48)
+    assert x.shape == (3, 64) and [int((r > 0).sum()) for r in x] == [64, 64, 54]
+    covered = np.concatenate([x[0], x[1][16:], x[2][16:54]])
+    assert "".join("ACGTN"[b - 1] for b in covered) == seq
+    rx, ry = data.mirrored(x, y)
+    for bases, t, rbases, rt in zip(x, y, rx, ry):
+        n = int((bases > 0).sum())
+        s = "".join("ACGTN"[b - 1] for b in bases[:n])
+        rc, want = sequences.reverse_complement(s, t[:n].astype(np.int8))
+        assert "".join("ACGTN"[b - 1] for b in rbases[:n]) == rc
+        assert rt[:n].tolist() == want.tolist() and (rt[n:] == -1).all()
+    # bases come back; tags need not: a feature cut by the window's start has no B
+    # there, and its mirror's B (at the cut) is correct for the mirrored window
+    assert (data.mirrored(rx, ry)[0] == x).all()
+
+
+def _genbank(path, n_records=1, length=3000, seed=0):
+    from Bio import SeqIO
+    from Bio.Seq import Seq
+    from Bio.SeqFeature import FeatureLocation, SeqFeature
+    from Bio.SeqRecord import SeqRecord
+
+    rng = np.random.RandomState(seed)
+    records = []
+    for k in range(n_records):
+        seq = "".join(rng.choice(list("ACGT"), length))
+        feats = [SeqFeature(FeatureLocation(s * length // 3000, (s + 300) * length // 3000,
+                                            strand=strand), type="CDS")
+                 for s, strand in ((100, 1), (700, -1), (1500, 1), (2400, -1))]
+        record = SeqRecord(Seq(seq), id=f"rec{k}", name=f"rec{k}", description="test",
+                           features=feats, annotations={"molecule_type": "DNA"})
+        records.append(record)
+    SeqIO.write(records, str(path), "genbank")
+    return str(path)
+
+
+def test_one_record_splits_by_position_several_by_record(tmp_path):
+    one = _genbank(tmp_path / "one.gb", length=4000)
+    config = dataclasses.replace(SMALL, data=one, max_examples=0)
+    parts = data.regions(data.read_records(config), config)
+    sizes = {k: sum(len(b) for b, _ in v) for k, v in parts.items()}
+    assert sizes == {"train": 2800, "valid": 400, "test": 800}
+    many = _genbank(tmp_path / "many.gb", n_records=10, length=500)
+    parts = data.regions(data.read_records(dataclasses.replace(config, data=many)), config)
+    assert sorted(len(v) for v in parts.values()) == [1, 2, 7]
+
+
+def test_per_sequence_files_folds_and_unknown_labels(tmp_path):
+    rng = np.random.RandomState(1)
+    rows = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(40)]
+    uci = tmp_path / "splice.csv"
+    uci.write_text("Class, Donor,   Sequence\n" + "".join(
+        f"{'EI' if i % 2 else 'N'},  NAME-{i},   {s}\n" for i, s in enumerate(rows)))
+    config = dataclasses.replace(PRESETS["splice"], data=str(uci), fold=3, folds=10)
+    found, labels = data.read_labelled(str(uci), config)
+    assert len(found) == 40 and set(labels) == {"EI", "N"}
+    tests = [set(data.sequence_splits(found, labels, dataclasses.replace(config, fold=k))["test"][0])
+             for k in range(10)]
+    assert sum(len(t) for t in tests) == 40 and len(set().union(*tests)) == 40
+    assert data.label_space(["1.5", "2"] * 3) == (["1.5", "2"], False)
+    assert data.label_space([str(v) for v in range(20)])[1] is True
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"sequence,label\nACGTX,a\nACGT,b\n", "{path}:2: field 'sequence': position 5: character "
+                                           "'X' is not a base or IUPAC code"),
+])
+def test_bad_per_sequence_files_are_one_error_line(content, message, tmp_path, capsys):
+    path = tmp_path / "seqs.csv"
+    path.write_bytes(content)
+    code = main(TASK, ["train", "--preset", "splice", "--data", str(path),
+                       "--workdir", str(tmp_path / "w"), "-q"])
+    assert code == 2 and capsys.readouterr().err == f"error: {message.format(path=path)}\n"
+
+
+def test_a_genome_too_short_for_its_windows_says_so(tmp_path, capsys):
+    short = _genbank(tmp_path / "short.gb", length=300)
+    code = main(TASK, ["train", "--preset", "small", "--set", "window=256", "--set", "stride=128",
+                       "--data", short, "--workdir", str(tmp_path / "w"), "-q"])
+    assert code == 2
+    assert capsys.readouterr().err == ("error: rec0: 300 bases: too short to split into train, "
+                                       "valid and test regions of windows of 256\n")
+
+
+def test_the_server_tags_a_long_sequence_in_one_request_and_finds_its_spans(tmp_path):
+    import tensorflow as tf
+
+    from pipelines.dna import model as dna_model
+
+    config = dataclasses.replace(SMALL, window=64, stride=48, serve_batch_windows=8)
+    meta = {"task": "per_base", "tags": list(sequences.TAGS)}
+    net = dna_model.build_model(config, meta)
+    server = dna_model.DNAServer(net, config, meta)
+    rng = np.random.RandomState(2)
+    long = "".join(rng.choice(list("ACGT"), 20000))
+    out = tf.function(server.tag)(tf.constant([long, "", "acgtRYN", "é"]))
+    assert out["length"].numpy().tolist() == [20000, 0, 7, 2]
+    tags = out["tags"].numpy()
+    direct = dna_model.predict_tags(net, data.encode(long)[None, :64], config).numpy()[0]
+    assert tags[0, :16].tolist() == direct[:16].tolist()  # the first window's own bases
+    spans = graph.spans_from_tags_np(tags[0, :20000])
+    assert int(out["num_spans"][0]) == len(spans)
+    for k, (start, end, strand, kind) in enumerate(spans):
+        assert (int(out["span_start"][0, k]), int(out["span_end"][0, k])) == (start, end)
+        assert out["span_strand"][0, k].numpy().decode() == strand
