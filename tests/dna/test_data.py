@@ -125,3 +125,23 @@ def test_the_server_tags_a_long_sequence_in_one_request_and_finds_its_spans(tmp_
     for k, (start, end, strand, kind) in enumerate(spans):
         assert (int(out["span_start"][0, k]), int(out["span_end"][0, k])) == (start, end)
         assert out["span_strand"][0, k].numpy().decode() == strand
+
+
+def test_predicted_genes_are_written_as_gff3_that_gffutils_reads_back(tmp_path):
+    import gffutils
+
+    from pipelines.dna import predict
+
+    row = {"length": 500, "num_spans": 2, "span_start": np.array([9, 99]),
+           "span_end": np.array([40, 300]), "span_strand": np.array([b"+", b"-"]),
+           "span_type": np.array([b"CDS", b"tRNA"])}
+    reader = predict.bind(SMALL, {"task": "per_base"})
+    (path,) = reader.save(row, ("chr 1", "ACGT"), str(tmp_path), 0)
+    assert path.endswith("01-chr_1.gff3")
+    found = [(f.seqid, f.featuretype, f.start, f.end, f.strand)
+             for f in gffutils.DataIterator(path)]
+    assert found == [("chr 1", "CDS", 10, 40, "+"), ("chr 1", "tRNA", 100, 300, "-")]
+    fasta = tmp_path / "two.fa"
+    fasta.write_text(">a first\nACGTRY\n>b\nacgt\n")
+    assert predict.read_file(str(fasta)) == [("a", "ACGTNN"), ("b", "ACGT")]
+    assert predict.bind(SMALL, {"task": "per_sequence"}).save is None
