@@ -81,7 +81,7 @@ def test_the_main_job_trains_evaluates_exports_and_predicts(name, small_run, cap
         assert not out.exists()
     else:  # the files it names exist, in --out
         written = [p for line, s in zip(lines, shown)
-                   for p in line[:-len(s)].split(" -> ")[1].strip().split(", ")]
+                   for p in line[:len(line) - len(s)].split(" -> ")[1].strip().split(", ")]
         assert written and all(p.startswith(str(out)) and os.path.getsize(p) for p in written)
 
 
