@@ -1,0 +1,145 @@
+"""DNA quality: UCI splice junctions by 10-fold cross-validation, and per-base gene tags.
+
+    python benchmarks/dna.py --splice PATH/uci_splice/splice.csv [--folds 10] [--epochs 30]
+    python benchmarks/dna.py --genome [--minutes 20] [--genbank PATH/genbank_annotated]
+
+``--splice``: the ``splice`` preset (per-sequence, EI / IE / N, 60 bases) trained on 9
+folds (10% of them validate, early stopping on the validation loss) and tested on the
+tenth, for every fold (seeded folds); reported: the error per class and the accuracy
+over all folds, beside the UCI documentation's table (KBANN, BackProp).
+``--genome``: the default preset (per-base BIO gene tags of the embedded C. diphtheriae
+chromosome, labelled by pyrodigal's gene calls; its last 20% held out) trained for
+``--minutes``; reported: per-base accuracy and CDS span precision / recall / F1 on the
+held-out region; with ``--genbank``, the same model tested on every record of the
+GenBank files there (curated annotation of other organisms).
+One JSON line at the end (also ``--out``).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+UCI_TABLE = {  # % error per class, from the UCI splice-junction documentation
+    "KBANN": {"N": 4.62, "EI": 7.56, "IE": 8.47},
+    "BackProp": {"N": 5.29, "EI": 5.74, "IE": 10.75},
+}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--splice", help="the UCI splice-junction file (splice.csv)")
+    what.add_argument("--genome", action="store_true", help="per-base tags of the embedded genome")
+    p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=30, help="per fold (early stopping on valid)")
+    p.add_argument("--minutes", type=float, default=20.0, help="--genome training budget")
+    p.add_argument("--genbank", help="a folder of GenBank files to test the genome model on")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", help="also write the JSON result here")
+    return p.parse_args(argv)
+
+
+def _fit(model, datasets, epochs, patience, minutes=None):
+    """Epoch by epoch, the best validation loss's weights kept; (history, seconds)."""
+    best, waited, history, trained = None, 0, [], 0.0
+    for epoch in range(epochs):
+        start = time.time()
+        fit = model.fit(datasets.train, validation_data=datasets.valid, epochs=1, verbose=0)
+        trained += time.time() - start
+        loss = fit.history["val_loss"][-1]
+        history.append({"epoch": epoch + 1, "val_loss": round(loss, 4),
+                        "minutes": round(trained / 60, 2)})
+        if best is None or loss < best[0]:
+            best, waited = (loss, model.get_weights()), 0
+        else:
+            waited += 1
+        if waited >= patience or (minutes and trained > minutes * 60):
+            break
+    model.set_weights(best[1])
+    return history, trained
+
+
+def splice(args):
+    import keras
+    import numpy as np
+
+    from pipelines.common import config as config_lib
+    from pipelines.dna import data, model as dna_model
+    from pipelines.dna.config import PRESETS
+
+    errors, correct, total, seconds, epochs = {}, 0, 0, 0.0, []
+    for fold in range(args.folds):
+        config = config_lib.override(PRESETS["splice"], args.overrides, data=args.splice,
+                                     fold=fold, folds=args.folds)
+        keras.utils.set_random_seed(config.seed + fold)
+        datasets = data.make_datasets(config)
+        model = dna_model.build_model(config, datasets.meta)
+        history, trained = _fit(model, datasets, args.epochs, config.patience)
+        report = dna_model.evaluate(model, datasets.test, config, datasets.meta)
+        seconds += trained
+        epochs.append(len(history))
+        n = report["sequences"]
+        correct += round(report["accuracy"] * n)
+        total += n
+        confusion = np.asarray(report["confusion"])
+        for i, c in enumerate(report["classes"]):
+            wrong, count = errors.get(c, (0, 0))
+            errors[c] = (wrong + int(confusion[i].sum() - confusion[i, i]),
+                         count + int(confusion[i].sum()))
+        print(json.dumps({"fold": fold, "accuracy": round(report["accuracy"], 4),
+                          "epochs": len(history), "seconds": round(trained, 1)}), flush=True)
+    per_class = {c: round(100 * w / n, 2) for c, (w, n) in errors.items()}
+    return {"benchmark": "dna splice 10-fold", "accuracy": round(correct / total, 4),
+            "error_percent": per_class, "uci_table": UCI_TABLE,
+            "below_kbann": {c: per_class[c] < UCI_TABLE["KBANN"][c] for c in per_class},
+            "train_minutes_total": round(seconds / 60, 2), "epochs_per_fold": epochs,
+            "config": config_lib.to_dict(config)}
+
+
+def genome(args):
+    import keras
+
+    from pipelines.common import config as config_lib
+    from pipelines.dna import data, model as dna_model
+    from pipelines.dna.config import PRESETS
+
+    config = config_lib.override(PRESETS["default"], args.overrides)
+    keras.utils.set_random_seed(config.seed)
+    datasets = data.make_datasets(config)
+    print(f"data: {json.dumps(datasets.sizes)}", flush=True)
+    model = dna_model.build_model(config, datasets.meta)
+    history, trained = _fit(model, datasets, 1000, config.patience, args.minutes)
+    report = dna_model.evaluate(model, datasets.test, config, datasets.meta)
+    result = {"benchmark": "dna genome per-base", "history": history,
+              "train_minutes": round(trained / 60, 2), "held_out": report,
+              "config": config_lib.to_dict(config)}
+    if args.genbank:
+        result["genbank"] = {}
+        for name in sorted(os.listdir(args.genbank)):
+            if name.endswith((".gb", ".gbk")):
+                path = os.path.join(args.genbank, name)
+                result["genbank"][name] = dna_model.evaluate(
+                    model, data.read_split(config, datasets.meta, path), config, datasets.meta)
+    return result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from benchmarks.music import cpu_name
+
+    result = splice(args) if args.splice else genome(args)
+    result.update(load_average=os.getloadavg(), cpu=cpu_name())
+    print(json.dumps(result), flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
