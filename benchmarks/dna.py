@@ -86,7 +86,7 @@ def splice(args):
         correct += round(report["accuracy"] * n)
         total += n
         confusion = np.asarray(report["confusion"])
-        for i, c in enumerate(report["classes"]):
+        for i, c in enumerate(report["labels"]):
             wrong, count = errors.get(c, (0, 0))
             errors[c] = (wrong + int(confusion[i].sum() - confusion[i, i]),
                          count + int(confusion[i].sum()))
@@ -130,15 +130,10 @@ def genome(args):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from benchmarks.music import cpu_name
+    from benchmarks.report import emit
 
     result = splice(args) if args.splice else genome(args)
-    result.update(load_average=os.getloadavg(), cpu=cpu_name())
-    print(json.dumps(result), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

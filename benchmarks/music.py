@@ -21,7 +21,6 @@ One JSON line at the end (also written to ``--out``).
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -42,22 +41,12 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    from benchmarks.report import emit
     from pipelines.common import config as config_lib
     from pipelines.music import config as music_config
     from pipelines.music import data, model as music_model
@@ -98,14 +87,8 @@ def main(argv=None):
         "last_valid": history[-1],
         "epochs": len(history),
         "train_minutes": round((time.time() - started) / 60, 2),
-        "load_average": os.getloadavg(),
-        "cpu": cpu_name(),
     }
-    print(json.dumps(result), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

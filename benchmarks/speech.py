@@ -45,7 +45,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from benchmarks.music import cpu_name
+    from benchmarks.report import emit
     from pipelines.common import config as config_lib
     from pipelines.speech import data, model as sp_model
     from pipelines.speech.config import PRESETS
@@ -87,13 +87,8 @@ def main(argv=None):
               "sizes": datasets.sizes, "history": history, "best_epoch": best[1],
               "train_minutes": history[-1]["train_minutes"],
               **{k: report[k] for k in ("wer", "cer", "utterance_accuracy", "utterances", "decoder")},
-              "transcripts": report["transcripts"],
-              "load_average": os.getloadavg(), "cpu": cpu_name()}
-    print(json.dumps(result), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-    return 0
+              "transcripts": report["transcripts"]}
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from benchmarks.music import cpu_name
+    from benchmarks.report import emit
     from pipelines.common import config as config_lib
     from pipelines.translation import config as tr_config
     from pipelines.translation import data, model as tr_model
@@ -84,12 +84,8 @@ def main(argv=None):
               "split": split, "history": history, "last": history[-1],
               "best_bleu": max(history, key=lambda r: r["bleu"]),
               "signature": report["bleu_signature"], "examples": report["translations"],
-              "load_average": os.getloadavg(), "cpu": cpu_name()}
-    print(json.dumps(result), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-    return 0
+}
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

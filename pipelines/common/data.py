@@ -63,6 +63,18 @@ def take_rows(columns, indices):
     return tuple(None if c is None else [c[i] for i in indices] for c in columns)
 
 
+def file_splits(config, read_file):
+    """{"train", "valid", "test"?: read_file(path)} of the config's explicit split files;
+    DataError for a train file without a valid file (or the reverse)."""
+    if not (config.train_file and config.valid_file):
+        raise DataError(config.train_file or config.valid_file,
+                        "--train needs --valid too (and optionally --test)")
+    splits = {"train": read_file(config.train_file), "valid": read_file(config.valid_file)}
+    if config.test_file:
+        splits["test"] = read_file(config.test_file)
+    return splits
+
+
 def load_splits(config, read_file, read_whole, read_tfds=None, take=take_rows,
                 size=len, order=SPLITS):
     """``{"train", "valid", "test"?: split}`` as the config says.
@@ -76,12 +88,7 @@ def load_splits(config, read_file, read_whole, read_tfds=None, take=take_rows,
     without a valid file (or the reverse) and for an empty training split.
     """
     if config.train_file or config.valid_file:
-        if not (config.train_file and config.valid_file):
-            raise DataError(config.train_file or config.valid_file,
-                            "--train needs --valid too (and optionally --test)")
-        splits = {"train": read_file(config.train_file), "valid": read_file(config.valid_file)}
-        if config.test_file:
-            splits["test"] = read_file(config.test_file)
+        splits = file_splits(config, read_file)
     elif config.data.startswith("tfds:"):
         if read_tfds is None:
             raise DataError(config.data, "this task reads no TFDS datasets")

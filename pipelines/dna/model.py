@@ -18,9 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.common import config as config_lib
+from pipelines.common import config as config_lib, metrics
 from pipelines.common.task import Endpoint
-from pipelines.dna import data, graph, sequences
+from pipelines.dna import graph, sequences
 from zoo.builders import dna as dna_builder
 from zoo.builders import sequence_tagger
 
@@ -98,14 +98,10 @@ def evaluate(model, dataset, config, meta):
         return {"pearson": float(stats.pearsonr(truth, predicted)[0]),
                 "spearman": float(stats.spearmanr(truth, predicted)[0]),
                 "mse": float(np.mean((truth - predicted) ** 2)), "sequences": int(len(truth))}
-    guess = predicted.argmax(-1)
-    classes = meta["classes"]
-    per_class = {c: float(np.mean(guess[truth == i] != i)) if (truth == i).any() else None
-                 for i, c in enumerate(classes)}
-    confusion = np.zeros((len(classes), len(classes)), np.int64)
-    np.add.at(confusion, (truth, guess), 1)
-    return {"accuracy": float(np.mean(guess == truth)), "per_class_error": per_class,
-            "confusion": confusion.tolist(), "classes": classes, "sequences": int(len(truth))}
+    report = metrics.classification_report(truth, predicted.argmax(-1), meta["classes"])
+    report["per_class_error"] = {c: 1.0 - m["recall"] if m["support"] else None
+                                 for c, m in report["per_class"].items()}
+    return {**report, "sequences": report["examples"]}
 
 
 def validation_metrics(model, dataset, config, meta):
@@ -134,26 +130,8 @@ def draw_report(report, out_dir, title):
     """confusion.png for per-sequence classification."""
     if "confusion" not in report:
         return []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(report["confusion"])
-    fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(matrix), 1.2 + 0.6 * len(matrix)))
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, str(v), ha="center", va="center")
-    ax.set_xticks(range(len(matrix)), report["classes"])
-    ax.set_yticks(range(len(matrix)), report["classes"])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title}: confusion")
-    fig.tight_layout()
-    path = os.path.join(out_dir, "confusion.png")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return [path]
+    return [metrics.plot_confusion(report, os.path.join(out_dir, "confusion.png"),
+                                   f"{title}: confusion")]
 
 
 # --------------------------------------------------------------------------- serving

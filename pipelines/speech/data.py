@@ -272,12 +272,7 @@ def load_clips(config):
     from pipelines.common import data as common
 
     if config.train_file or config.valid_file:
-        if not (config.train_file and config.valid_file):
-            raise DataError(config.train_file or config.valid_file,
-                            "--train needs --valid too (and optionally --test)")
-        splits = {"train": read_folder(config.train_file), "valid": read_folder(config.valid_file)}
-        if config.test_file:
-            splits["test"] = read_folder(config.test_file)
+        splits = common.file_splits(config, read_folder)
     elif config.data.startswith("tfds:"):
         raw = read_tfds(config.data[len("tfds:"):], config.tfds_data_dir)
         splits = dict(raw)
