@@ -145,3 +145,19 @@ def test_predicted_genes_are_written_as_gff3_that_gffutils_reads_back(tmp_path):
     fasta.write_text(">a first\nACGTRY\n>b\nacgt\n")
     assert predict.read_file(str(fasta)) == [("a", "ACGTNN"), ("b", "ACGT")]
     assert predict.bind(SMALL, {"task": "per_sequence"}).save is None
+
+
+def test_a_crf_head_tags_through_viterbi_in_the_server():
+    import tensorflow as tf
+
+    from pipelines.dna import model as dna_model
+    from zoo.layers.crf import crf_decode
+
+    config = dataclasses.replace(SMALL, head="crf", window=32, stride=24)
+    meta = {"task": "per_base", "tags": list(sequences.TAGS)}
+    net = dna_model.build_model(config, meta)
+    server = dna_model.DNAServer(net, config, meta)
+    seq = "".join(np.random.RandomState(3).choice(list("ACGT"), 32))
+    out = server.tag(tf.constant([seq]))
+    want = crf_decode(net(data.encode(seq)[None], training=False)).numpy()[0]
+    assert out["tags"].numpy()[0].tolist() == want.tolist()
