@@ -154,6 +154,7 @@ def test_the_picture_places_characters_at_their_frames(tmp_path):
     assert image.ndim == 3 and image.shape[0] > 100
 
 
+@pytest.mark.slow  # about 50 s (two trainings and an export); .ci/run runs it in its second step
 def test_a_char_lm_rescores_inside_the_export_which_runs_without_project_code(tmp_path):
     """lm_workdir: a char_lm run (trained here on number words) rescoring the beam; the
     export carries both models and serves with no project code."""
