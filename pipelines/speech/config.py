@@ -44,9 +44,11 @@ class SpeechConfig(BaseConfig):
     step_ms: Annotated[float, Range(2.5, 50)] = 10.0
     max_seconds: Annotated[float, Range(0.5, 3600)] = 20.0
     # SpecAugment in training (0 = off): this many time masks of at most time_mask
-    # frames and frequency masks of at most freq_mask mel bins per utterance.
+    # frames (and at most time_ratio of the utterance) and frequency masks of at most
+    # freq_mask mel bins per utterance.
     time_masks: Annotated[int, NonNegative] = 2
     time_mask: Annotated[int, NonNegative] = 10
+    time_ratio: Annotated[float, Range(0, 1)] = 0.1
     freq_masks: Annotated[int, NonNegative] = 2
     freq_mask: Annotated[int, NonNegative] = 6
     # Model: conv_layers 1-D convolutions (kernel 5, conv_filters; the first

@@ -31,6 +31,7 @@ from zoo.builders import speech_recognizer as sr
 def build_model(config, meta):
     """The compiled CTC model of ``config`` (``meta["alphabet"]`` gives K)."""
     augment = dict(time_masks=config.time_masks, time_mask=config.time_mask,
+                   time_ratio=config.time_ratio,
                    freq_masks=config.freq_masks, freq_mask=config.freq_mask, seed=config.seed)
     model = sr.build_speech_recognizer(
         config.n_mels, len(meta["alphabet"]), conv_layers=config.conv_layers,

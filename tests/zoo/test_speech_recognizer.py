@@ -61,3 +61,20 @@ def test_a_padded_batch_gives_the_same_log_probs_on_real_frames():
     with pytest.raises(ValueError, match="time_reduction=4 needs conv_layers >= 2. Received: "
                                          "conv_layers=1"):
         sr.build_speech_recognizer(6, 4, conv_layers=1, time_reduction=4)
+
+
+def test_spec_augment_masks_runs_within_the_limits_and_only_in_training():
+    layer = sr.SpecAugment(time_masks=1, time_mask=10, freq_masks=1, freq_mask=3, seed=1,
+                           time_ratio=0.1)
+    x = np.ones((64, 50, 8), np.float32)
+    length = np.array([50, 20] * 32)
+    assert (layer(x, length, training=False).numpy() == 1).all()
+    out = layer(x, length, training=True).numpy()
+    for row, n in zip(out, length):
+        masked_frames = np.where((row == 0).all(axis=1))[0]
+        masked_bins = np.where((row == 0).all(axis=0))[0]
+        assert len(masked_frames) <= int(0.1 * n) and (masked_frames < n).all()
+        assert len(masked_bins) <= 3
+        if len(masked_frames):
+            assert np.ptp(masked_frames) == len(masked_frames) - 1  # one run
+    assert (out == 0).any()

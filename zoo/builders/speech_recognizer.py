@@ -102,14 +102,16 @@ class CTCLoss(keras.losses.Loss):
 @keras.saving.register_keras_serializable(package="zoo")
 class SpecAugment(keras.layers.Layer):
     """SpecAugment's masking (Park et al. 2019), in training only: (features (batch, T,
-    F), length (batch,)) -> features with ``time_masks`` runs of at most ``time_mask``
-    real frames and ``freq_masks`` runs of at most ``freq_mask`` bins set to 0 (the
-    per-utterance mean of normalised features), drawn per utterance."""
+    F), length (batch,)) -> features with ``time_masks`` runs of at most
+    min(``time_mask``, ``time_ratio`` x length) real frames (the paper's upper bound p:
+    a short clip loses a short run) and ``freq_masks`` runs of at most ``freq_mask`` bins
+    set to 0 (the per-utterance mean of normalised features), drawn per utterance."""
 
     def __init__(self, time_masks=2, time_mask=10, freq_masks=2, freq_mask=6, seed=None,
-                 **kwargs):
+                 time_ratio=1.0, **kwargs):
         super().__init__(**kwargs)
         self.time_masks, self.time_mask = int(time_masks), int(time_mask)
+        self.time_ratio = float(time_ratio)
         self.freq_masks, self.freq_mask = int(freq_masks), int(freq_mask)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -119,6 +121,8 @@ class SpecAugment(keras.layers.Layer):
         positions = ops.arange(axis_size, dtype="float32")[None, :]
         for _ in range(count):
             w = ops.floor(keras.random.uniform((batch,), seed=self.seed_generator) * (width + 1))
+            if axis == 1:  # a time run: at most time_ratio x the utterance's frames
+                w = ops.minimum(w, ops.floor(self.time_ratio * limit))
             room = ops.maximum(limit - w, 1.0)
             start = ops.floor(keras.random.uniform((batch,), seed=self.seed_generator) * room)
             hit = (positions >= start[:, None]) & (positions < (start + w)[:, None])
@@ -141,7 +145,7 @@ class SpecAugment(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "time_masks": self.time_masks,
                 "time_mask": self.time_mask, "freq_masks": self.freq_masks,
-                "freq_mask": self.freq_mask, "seed": self.seed}
+                "freq_mask": self.freq_mask, "seed": self.seed, "time_ratio": self.time_ratio}
 
 
 def build_speech_recognizer(num_features, num_labels, conv_layers=2, conv_filters=128,
