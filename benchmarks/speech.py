@@ -13,7 +13,8 @@ digit strings and numbers) trains and validates; the FSDD test takes are only te
 
 Training runs epoch by epoch until ``--minutes`` of wall time have passed (the epoch
 under way finishes) or ``--patience`` epochs pass without a better validation loss;
-the weights of the best validation epoch are tested. WER is the word error rate
+the weights of the best validation epoch are tested; the learning rate halves after
+every ``--halve-after`` epochs without a better validation loss. WER is the word error rate
 (jiwer), which for single digits is 1 - digit accuracy. One JSON line at the end (also
 ``--out``).
 """
@@ -32,6 +33,8 @@ def parse_args(argv):
     p.add_argument("--data", required=True, help="the FSDD recordings folder")
     p.add_argument("--minutes", type=float, default=15.0, help="training wall-time budget")
     p.add_argument("--patience", type=int, default=8)
+    p.add_argument("--halve-after", type=int, default=3,
+                   help="epochs without a better validation loss before the learning rate halves")
     p.add_argument("--holdout", default="", help="a speaker held out as the test split")
     p.add_argument("--synthetic", action="store_true",
                    help="train on the synthetic default data, test on FSDD")
@@ -81,6 +84,8 @@ def main(argv=None):
             best, waited = (row["val_loss"], row["epoch"], model.get_weights()), 0
         else:
             waited += 1
+            if waited % args.halve_after == 0:
+                model.optimizer.learning_rate.assign(model.optimizer.learning_rate * 0.5)
     model.set_weights(best[2])
     report = sp_model.evaluate(model, test, fsdd if args.synthetic else config, datasets.meta)
     result = {"benchmark": "speech fsdd", "protocol": protocol, "config": config_lib.to_dict(config),
