@@ -123,8 +123,9 @@ def test_a_beam_width_tensor_gives_what_the_int_gives_in_one_traced_graph():
         _step_fn(table), logits, states, beam_width=width, max_length=4, eos_id=EOS, alpha=0.6),
         input_signature=[tf.TensorSpec([], tf.int32)])
     for width in (1, 2, 5):
-        want = decoding.beam_search(_step_fn(table), logits, states, beam_width=width,
-                                    max_length=4, eos_id=EOS, alpha=0.6)
+        want = tf.function(lambda: decoding.beam_search(  # noqa: B023 -- called at once
+            _step_fn(table), logits, states, beam_width=width, max_length=4, eos_id=EOS,
+            alpha=0.6))()
         got = run(tf.constant(width))
         assert got[0].shape[1] == width
         for a, b in zip(got, want):
