@@ -92,7 +92,7 @@ def main(argv=None):
               "sizes": datasets.sizes, "history": history, "best_epoch": best[1],
               "train_minutes": history[-1]["train_minutes"],
               **{k: report[k] for k in ("wer", "cer", "utterance_accuracy", "utterances", "decoder")},
-              "transcripts": report["transcripts"]}
+              "transcripts": report["transcripts"], "mistakes": report["mistakes"]}
     return emit(result, args.out)
 
 

@@ -251,6 +251,8 @@ def evaluate(model, dataset, config, meta, examples=3):
         "decoder": config.decoder + (" + char_lm" if config.lm_workdir else ""),
         "transcripts": [{"reference": r, "transcript": h}
                         for r, h in list(zip(references, hypotheses))[:5]],
+        "mistakes": [{"reference": r, "transcript": h}
+                     for r, h in zip(references, hypotheses) if r != h][:20],
         "spectrogram_examples": shown,
     }
 
