@@ -42,6 +42,7 @@ import re
 
 import numpy as np
 
+from pipelines.common import cache
 from pipelines.common.textio import DataError
 
 INSTALL = "the activity pipeline needs its extra: pip install 'seqzoo[activity]'"
@@ -74,12 +75,8 @@ def _require(module):
 
 
 def default_cache_dir():
-    """``$SEQZOO_CACHE/activity``, else ``$XDG_CACHE_HOME/seqzoo/activity``, else
-    ``~/.cache/seqzoo/activity``."""
-    root = os.environ.get("SEQZOO_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "seqzoo")
-    return os.path.join(root, "activity")
+    """The user cache's activity folder (``pipelines.common.cache``)."""
+    return cache.user_cache_dir("activity")
 
 
 # ------------------------------------------------------------------------ watch data

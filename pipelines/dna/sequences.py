@@ -42,6 +42,7 @@ import re
 
 import numpy as np
 
+from pipelines.common import cache
 from pipelines.common.textio import DataError
 
 BASES = "ACGT"
@@ -426,12 +427,8 @@ def read_uci_splice(path, ambiguous="n"):
 
 
 def default_cache_dir():
-    """``$SEQZOO_CACHE/dna``, else ``$XDG_CACHE_HOME/seqzoo/dna``, else
-    ``~/.cache/seqzoo/dna``."""
-    root = os.environ.get("SEQZOO_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "seqzoo")
-    return os.path.join(root, "dna")
+    """The user cache's dna folder (``pipelines.common.cache``)."""
+    return cache.user_cache_dir("dna")
 
 
 def genome_path():

@@ -31,6 +31,7 @@ import sys
 
 import numpy as np
 
+from pipelines.common import cache
 from pipelines.common.textio import DataError
 
 PAD_ID, NO_EVENT, NOTE_OFF, FIRST_PITCH_ID = 0, 1, 2, 3
@@ -212,11 +213,8 @@ def read_jsb(path):
 
 
 def cache_dir():
-    """``$SEQZOO_CACHE``, else ``$XDG_CACHE_HOME/seqzoo``, else ``~/.cache/seqzoo``."""
-    root = os.environ.get("SEQZOO_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "seqzoo")
-    return os.path.join(root, "music")
+    """The user cache's music folder (``pipelines.common.cache``)."""
+    return cache.user_cache_dir("music")
 
 
 def chorales(limit=0, progress=None):

@@ -27,6 +27,7 @@ import threading
 
 import numpy as np
 
+from pipelines.common import cache
 from pipelines.common.textio import DataError
 from pipelines.speech.data import ALPHABET, DIGITS, INSTALL  # noqa: F401 -- the transcripts' alphabet
 
@@ -325,12 +326,8 @@ def generate(out_dir, count, seed, noise_snr_db=(10, 40)):
 
 
 def user_cache_dir():
-    """``$SEQZOO_CACHE``, else ``$XDG_CACHE_HOME/seqzoo``, else ``~/.cache/seqzoo``; then
-    ``speech``."""
-    root = os.environ.get("SEQZOO_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "seqzoo")
-    return os.path.join(root, "speech")
+    """The user cache's speech folder (``pipelines.common.cache``)."""
+    return cache.user_cache_dir("speech")
 
 
 def cached_set(count=3000, seed=0, cache_dir=None):

@@ -7,11 +7,10 @@ import time
 import numpy as np
 import pytest
 
-iio = pytest.importorskip("imageio.v3")
-pytest.importorskip("imageio_ffmpeg")
+import imageio.v3 as iio  # the activity extra (the test extra takes it)
 
-from pipelines.activity import recordings as rec  # noqa: E402
-from pipelines.common.textio import DataError  # noqa: E402
+from pipelines.activity import recordings as rec
+from pipelines.common.textio import DataError
 
 COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255],
                     [255, 0, 255], [128, 128, 128], [255, 255, 255], [0, 0, 0],
@@ -295,12 +294,6 @@ def test_windows_of_a_short_recording_are_padded():
 
 
 def test_watch_recordings(tmp_path):
-    from importlib import metadata
-
-    try:
-        metadata.distribution("seglearn")
-    except metadata.PackageNotFoundError:
-        pytest.skip("the seglearn wheel (the activity extra) is not installed")
     start = time.perf_counter()
     recordings = rec.watch_recordings(cache_dir=tmp_path)
     first = time.perf_counter() - start
