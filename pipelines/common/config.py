@@ -70,6 +70,13 @@ def ranges(config_class):
     return found
 
 
+def require(ok, key, expects, received):
+    """ConfigError "Config key 'key' expects <expects>. Received: <received>" unless ``ok``
+    (the cross-field checks of task configs)."""
+    if not ok:
+        raise ConfigError(f"Config key {key!r} expects {expects}. Received: {received!r}")
+
+
 def check_ranges(config):
     """Raises ConfigError for a field outside its declared ``Range``."""
     for name, limit in ranges(type(config)).items():

@@ -5,7 +5,7 @@ main job), ``splice`` (per-sequence: the UCI splice-junction layout, pass the fi
 import dataclasses
 from typing import Annotated, Literal, Optional
 
-from pipelines.common.config import AtLeast1, BaseConfig, ConfigError, Fraction, NonNegative, Range
+from pipelines.common.config import AtLeast1, BaseConfig, Fraction, NonNegative, Range, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,12 +63,9 @@ class DNAConfig(BaseConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.fold >= self.folds:
-            raise ConfigError(f"Config key 'fold' expects a value < folds ({self.folds}). "
-                              f"Received: {self.fold}")
-        if self.stride > self.window:
-            raise ConfigError(f"Config key 'stride' expects a value <= window ({self.window}). "
-                              f"Received: {self.stride}")
+        require(self.fold < self.folds, "fold", f"a value < folds ({self.folds})", self.fold)
+        require(self.stride <= self.window, "stride", f"a value <= window ({self.window})",
+                self.stride)
 
 
 PRESETS = {

@@ -5,7 +5,7 @@ pass the folder with --data) and ``small`` (tests)."""
 import dataclasses
 from typing import Annotated, Literal, Optional
 
-from pipelines.common.config import AtLeast1, BaseConfig, ConfigError, Fraction, NonNegative, Range
+from pipelines.common.config import AtLeast1, BaseConfig, Fraction, NonNegative, Range, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +77,13 @@ class SpeechConfig(BaseConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.time_reduction not in (1, 2, 4):
-            raise ConfigError(f"Config key 'time_reduction' expects one of [1, 2, 4]. "
-                              f"Received: {self.time_reduction!r}")
+        require(self.time_reduction in (1, 2, 4), "time_reduction", "one of [1, 2, 4]",
+                self.time_reduction)
         strided = {1: 0, 2: 1, 4: 2}[self.time_reduction]
-        if self.conv_layers < strided:
-            raise ConfigError(f"Config key 'conv_layers' expects a value >= {strided} with "
-                              f"time_reduction={self.time_reduction}. Received: {self.conv_layers}")
-        if self.top_paths > self.beam_width:
-            raise ConfigError(f"Config key 'top_paths' expects a value <= beam_width "
-                              f"({self.beam_width}). Received: {self.top_paths}")
+        require(self.conv_layers >= strided, "conv_layers",
+                f"a value >= {strided} with time_reduction={self.time_reduction}", self.conv_layers)
+        require(self.top_paths <= self.beam_width, "top_paths",
+                f"a value <= beam_width ({self.beam_width})", self.top_paths)
 
 
 PRESETS = {

@@ -5,7 +5,7 @@ file with --data) and ``small`` (tests)."""
 import dataclasses
 from typing import Annotated, Literal, Optional
 
-from pipelines.common.config import AtLeast1, BaseConfig, ConfigError, Fraction, NonNegative, Range
+from pipelines.common.config import AtLeast1, BaseConfig, Fraction, NonNegative, Range, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +64,8 @@ class TranslationConfig(BaseConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.beam_width > self.serve_max_beam:
-            raise ConfigError(f"Config key 'beam_width' expects a value <= serve_max_beam "
-                              f"({self.serve_max_beam}). Received: {self.beam_width}")
+        require(self.beam_width <= self.serve_max_beam, "beam_width",
+                f"a value <= serve_max_beam ({self.serve_max_beam})", self.beam_width)
 
 
 PRESETS = {
