@@ -104,10 +104,6 @@ def evaluate(model, dataset, config, meta):
     return {**report, "sequences": report["examples"]}
 
 
-def validation_metrics(model, dataset, config, meta):
-    return {}
-
-
 def format_report(report):
     if "per_base_accuracy" in report:
         f1 = "  ".join(f"{t} {v:.3f}" for t, v in report["per_class_f1"].items() if v)

@@ -23,7 +23,6 @@ Where pairs come from:
 """
 
 import datetime
-import io
 import os
 import zipfile
 

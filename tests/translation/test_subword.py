@@ -8,7 +8,6 @@ import os
 import sys
 
 import pytest
-import tensorflow as tf
 
 from pipelines.common import serving_check
 from pipelines.common.cli import main
