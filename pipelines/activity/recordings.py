@@ -213,6 +213,18 @@ def read_sensor_folder(path, nan="refuse"):
     return recordings
 
 
+def read_sensor_file(path, nan="refuse"):
+    """One recording file (.csv with a header line, or .npy) -> (T, C) float32 frames,
+    checked as in ``read_sensor_folder``."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".csv", ".npy"):
+        raise DataError(path, "expected a .csv or .npy recording")
+    if not os.path.isfile(path):
+        raise DataError(path, "no such file")
+    frames, channels, lines = _read_sensor_csv(path) if ext == ".csv" else _read_sensor_npy(path)
+    return _check_readings(path, frames, channels, lines, nan)
+
+
 def _read_sensor_csv(path):
     """(frames (T, C) float32 with NaN for empty cells, channel names, line numbers)."""
     import csv

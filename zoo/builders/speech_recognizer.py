@@ -148,6 +148,30 @@ class SpecAugment(keras.layers.Layer):
                 "freq_mask": self.freq_mask, "seed": self.seed, "time_ratio": self.time_ratio}
 
 
+def conv_front_end(x, length, conv_layers, conv_filters, time_reduction):
+    """(frames (batch, T, d), length (batch,)) -> (batch, ceil(T / r), conv_filters):
+    ``conv_layers`` 1-D convolutions (kernel 5, ReLU, batch normalisation), the first
+    log2(r) of stride 2, frames past each sequence's end kept at 0 before each one.
+    r = ``time_reduction`` in (1, 2, 4) needs conv_layers >= log2(r)."""
+    strides = {1: 0, 2: 1, 4: 2}.get(int(time_reduction))
+    if strides is None:
+        raise ValueError(f"Expected time_reduction in (1, 2, 4). Received: {time_reduction!r}")
+    if conv_layers < strides:
+        raise ValueError(f"time_reduction={time_reduction} needs conv_layers >= {strides}. "
+                         f"Received: conv_layers={conv_layers}")
+    x = ZeroPadding(1, name="input_padding")(x, length)
+    for i in range(conv_layers):
+        # Two zero frames on each side, then 'valid': window j starts at frame j * stride
+        # whatever the padded length ('same' centres strided windows by the total length).
+        x = keras.layers.ZeroPadding1D(2, name=f"conv_pad_{i}")(x)
+        x = keras.layers.Conv1D(conv_filters, 5, strides=2 if i < strides else 1,
+                                padding="valid", name=f"conv_{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"conv_norm_{i}")(x)
+        x = keras.layers.ReLU(name=f"conv_relu_{i}")(x)
+        x = ZeroPadding(2 ** min(i + 1, strides), name=f"conv_padding_{i}")(x, length)
+    return x
+
+
 def build_speech_recognizer(num_features, num_labels, conv_layers=2, conv_filters=128,
                             time_reduction=2, cell="lstm", units=128, num_layers=2,
                             dropout=0.2, spec_augment=None, name="speech_recognizer"):
@@ -162,27 +186,12 @@ def build_speech_recognizer(num_features, num_labels, conv_layers=2, conv_filter
         cell, units, num_layers, dropout: the bidirectional ``zoo.layers.DeepRNN``.
         spec_augment: None, or ``SpecAugment`` arguments (masking in training only).
     """
-    strides = {1: 0, 2: 1, 4: 2}.get(int(time_reduction))
-    if strides is None:
-        raise ValueError(f"Expected time_reduction in (1, 2, 4). Received: {time_reduction!r}")
-    if conv_layers < strides:
-        raise ValueError(f"time_reduction={time_reduction} needs conv_layers >= {strides}. "
-                         f"Received: conv_layers={conv_layers}")
     features = keras.Input(shape=(None, num_features), dtype="float32", name="features")
     length = keras.Input(shape=(), dtype="int32", name="length")
     x = features
     if spec_augment:
         x = SpecAugment(**spec_augment, name="spec_augment")(x, length)
-    x = ZeroPadding(1, name="input_padding")(x, length)
-    for i in range(conv_layers):
-        # Two zero frames on each side, then 'valid': window j starts at frame j * stride
-        # whatever the padded length ('same' centres strided windows by the total length).
-        x = keras.layers.ZeroPadding1D(2, name=f"conv_pad_{i}")(x)
-        x = keras.layers.Conv1D(conv_filters, 5, strides=2 if i < strides else 1,
-                                padding="valid", name=f"conv_{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"conv_norm_{i}")(x)
-        x = keras.layers.ReLU(name=f"conv_relu_{i}")(x)
-        x = ZeroPadding(2 ** min(i + 1, strides), name=f"conv_padding_{i}")(x, length)
+    x = conv_front_end(x, length, conv_layers, conv_filters, time_reduction)
     mask = LengthMask(time_reduction, name="frame_mask")(x, length)
     x = DeepRNN(cell, units, num_layers, bidirectional=True, dropout=dropout,
                 return_sequences=True, name="rnn")(x, mask=mask)
