@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,28 +42,10 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def _fit(model, datasets, epochs, patience, minutes=None):
-    """Epoch by epoch, the best validation loss's weights kept; (history, seconds)."""
-    best, waited, history, trained = None, 0, [], 0.0
-    for epoch in range(epochs):
-        start = time.time()
-        fit = model.fit(datasets.train, validation_data=datasets.valid, epochs=1, verbose=0)
-        trained += time.time() - start
-        loss = fit.history["val_loss"][-1]
-        history.append({"epoch": epoch + 1, "val_loss": round(loss, 4),
-                        "minutes": round(trained / 60, 2)})
-        if best is None or loss < best[0]:
-            best, waited = (loss, model.get_weights()), 0
-        else:
-            waited += 1
-        if waited >= patience or (minutes and trained > minutes * 60):
-            break
-    model.set_weights(best[1])
-    return history, trained
-
-
 def splice(args):
     import keras
+
+    from benchmarks.report import fit_best
     import numpy as np
 
     from pipelines.common import config as config_lib
@@ -78,7 +59,7 @@ def splice(args):
         keras.utils.set_random_seed(config.seed + fold)
         datasets = data.make_datasets(config)
         model = dna_model.build_model(config, datasets.meta)
-        history, trained = _fit(model, datasets, args.epochs, config.patience)
+        history, trained = fit_best(model, datasets, args.epochs, config.patience)
         report = dna_model.evaluate(model, datasets.test, config, datasets.meta)
         seconds += trained
         epochs.append(len(history))
@@ -103,6 +84,8 @@ def splice(args):
 def genome(args):
     import keras
 
+    from benchmarks.report import fit_best
+
     from pipelines.common import config as config_lib
     from pipelines.dna import data, model as dna_model
     from pipelines.dna.config import PRESETS
@@ -112,7 +95,7 @@ def genome(args):
     datasets = data.make_datasets(config)
     print(f"data: {json.dumps(datasets.sizes)}", flush=True)
     model = dna_model.build_model(config, datasets.meta)
-    history, trained = _fit(model, datasets, 1000, config.patience, args.minutes)
+    history, trained = fit_best(model, datasets, 1000, config.patience, args.minutes)
     report = dna_model.evaluate(model, datasets.test, config, datasets.meta)
     result = {"benchmark": "dna genome per-base", "history": history,
               "train_minutes": round(trained / 60, 2), "held_out": report,

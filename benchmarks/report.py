@@ -4,6 +4,7 @@ JSON line on stdout and, with ``--out``, the same as a file."""
 import json
 import os
 import platform
+import time
 
 
 def cpu_name():
@@ -26,3 +27,26 @@ def emit(result, out=None):
         with open(out, "w") as f:
             json.dump(result, f, indent=2)
     return 0
+
+
+def fit_best(model, datasets, epochs, patience, minutes=None):
+    """Trains ``model`` on ``datasets`` epoch by epoch for at most ``epochs`` (stopping
+    after ``patience`` epochs without a better validation loss, or once ``minutes`` of
+    training have passed) and keeps the best validation loss's weights; (history,
+    seconds of training)."""
+    best, waited, history, trained = None, 0, [], 0.0
+    for epoch in range(epochs):
+        start = time.time()
+        fit = model.fit(datasets.train, validation_data=datasets.valid, epochs=1, verbose=0)
+        trained += time.time() - start
+        loss = fit.history["val_loss"][-1]
+        history.append({"epoch": epoch + 1, "val_loss": round(loss, 4),
+                        "minutes": round(trained / 60, 2)})
+        if best is None or loss < best[0]:
+            best, waited = (loss, model.get_weights()), 0
+        else:
+            waited += 1
+        if waited >= patience or (minutes and trained > minutes * 60):
+            break
+    model.set_weights(best[1])
+    return history, trained

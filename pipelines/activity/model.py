@@ -10,7 +10,8 @@ Serving model (``ActivityServer``):
   length T (rows of equal length); ``recordings`` takes ``frames`` padded to the
   longest row and ``length`` (batch,) int32. The windows are cut inside the graph
   exactly as in training (``recordings.windows``); NaN and infinite readings read as
-  the training mean of their channel. A wrong channel count is refused by the
+  the training mean of their channel, readings further than ``LIMIT`` standard
+  deviations from it are clipped there. A wrong channel count is refused by the
   signature's shape. Outputs: ``probabilities`` (batch, K), ``label`` (batch,), and per
   window ``window_label`` (batch, k) ("" past a row's windows) and ``window_start``
   (batch, k) (-1 there): the many-to-many view of a long session.
@@ -30,6 +31,8 @@ import tensorflow as tf
 from pipelines.common import config as config_lib, metrics
 from pipelines.common.task import Endpoint
 from zoo.builders import activity as activity_builder
+
+LIMIT = 1e4  # serving: readings clipped to the training mean +- LIMIT standard deviations
 
 
 def build_model(config, meta):
@@ -93,6 +96,7 @@ class ActivityServer(keras.layers.Layer):
         self.shape = [int(d) for d in meta["frame_shape"]]
         self.window, self.stride = int(meta["window"]), int(meta["stride"])
         self.mean = [float(m) for m in meta.get("mean", [])]
+        self.std = [float(np.sqrt(v)) + 1e-6 for v in meta.get("variance", [])]
         self.chunk = int(config.serve_batch_windows)
         self.frames, self.size = int(config.frames), int(config.size)
         self.sampling, self.frame_stride = config.sampling, int(config.frame_stride)
@@ -128,8 +132,9 @@ class ActivityServer(keras.layers.Layer):
         batch, steps = tf.shape(frames)[0], tf.shape(frames)[1]
         length = (tf.fill([batch], steps) if length is None else
                   tf.clip_by_value(tf.cast(length, tf.int32), 0, steps))
-        frames = tf.where(tf.math.is_finite(frames), frames,
-                          tf.constant(self.mean, tf.float32)[None, None, :])
+        mean, std = tf.constant(self.mean), tf.constant(self.std)
+        frames = tf.where(tf.math.is_finite(frames), frames, mean)
+        frames = tf.clip_by_value(frames, mean - LIMIT * std, mean + LIMIT * std)
         w, s = self.window, self.stride
         count = tf.where(length <= w, 1, (length - w + s - 1) // s + 1)  # windows per row
         rows = tf.repeat(tf.range(batch), count)
@@ -171,9 +176,9 @@ class ActivityServer(keras.layers.Layer):
         header = tf.strings.substr(video, 0, 6)
         ok = tf.logical_or(tf.equal(header, "GIF87a"), tf.equal(header, "GIF89a"))
         bad = tf.reduce_min(tf.concat([tf.cast(tf.where(~ok)[:, 0], tf.int32), [-1]], 0)[:1])
-        check = tf.debugging.Assert(
-            tf.reduce_all(ok),
-            ["video: expected encoded GIF bytes (a GIF87a/GIF89a header); row", bad, "is not"])
+        check = tf.debugging.Assert(tf.reduce_all(ok), [tf.strings.format(
+            "Expected encoded GIF bytes (a GIF87a or GIF89a header) in video. Received: "
+            "row {} is not a GIF", bad)])
         with tf.control_dependencies([check]):
             video = tf.identity(video)
         clips, lengths = tf.map_fn(
