@@ -23,6 +23,7 @@ Serving model (``ActivityServer``):
 """
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
@@ -232,8 +233,13 @@ def serving_model(model, config, meta):
 
 
 def example_inputs(config, meta):
-    """Names of test recordings: ``predict`` reads embedded ones by name, others as files."""
-    return list(meta.get("examples") or [])[:3]
+    """Test recordings for ``predict``: embedded ones by name, others as file paths."""
+    names = list(meta.get("examples") or [])[:3]
+    source = meta.get("source") or "embedded"
+    if source == "embedded":
+        return names
+    base = source if os.path.isdir(source) else os.path.dirname(source)
+    return [os.path.join(base, name) for name in names]
 
 
 def format_prediction(row):

@@ -1,5 +1,5 @@
 """``predict`` for activity. Sensor models: ``--file`` a recording (.csv with a header
-line, or .npy) or a folder of them, ``--text`` a file or an embedded recording's name
+line, or .npy) or a folder of them (its labels.csv is not a recording), ``--text`` a file or an embedded recording's name
 (``watch_dataset.npy[17]``); the rows are padded to the longest and sent with their
 lengths to the ``recordings`` signature. Video models: ``--file`` a GIF or a folder of
 GIFs, sent as bytes to ``serving_default``."""
@@ -35,7 +35,8 @@ def sensor_files(path, nan="refuse"):
     if not os.path.isdir(path):
         return [read_sensor(path, nan)]
     found = sorted(os.path.join(root, name) for root, _, names in os.walk(path, followlinks=True)
-                   for name in names if name.lower().endswith(SENSOR_FILES))
+                   for name in names
+                   if name.lower().endswith(SENSOR_FILES) and name.lower() != "labels.csv")
     if not found:
         raise textio.DataError(path, "the folder holds no .csv or .npy recordings")
     return [read_sensor(p, nan) for p in found]
