@@ -194,3 +194,22 @@ def test_test_subjects_without_valid_subjects_are_refused():
         data.make_datasets(config)
     assert str(e.value) == ("embedded: test_subjects needs valid_subjects too "
                             "(--set valid_subjects=S1,S2)")
+
+
+def test_a_backbone_loads_its_weights_from_a_local_file(tmp_path):
+    """keras.applications without a download: the weights come from the given file."""
+    import keras
+
+    from zoo.builders.activity import frame_encoder
+
+    net = keras.applications.MobileNetV3Small(input_shape=(32, 32, 3), include_top=False,
+                                              weights=None, pooling="avg")
+    path = str(tmp_path / "backbone.weights.h5")
+    net.save_weights(path)
+    encoder = frame_encoder(32, backbone="mobilenet_v3_small", weights=path)
+    image = np.random.RandomState(6).randint(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(encoder(image).numpy(), net(image, training=False).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert not any(w.trainable for w in encoder.weights)
+    with pytest.raises(ValueError, match="needs a local weights file"):
+        frame_encoder(32, backbone="mobilenet_v3_small")
