@@ -7,6 +7,8 @@ from typing import Annotated, Literal, Optional
 
 from pipelines.common.config import AtLeast1, BaseConfig, Fraction, NonNegative, Range, require
 
+ALPHABET = " '" + "abcdefghijklmnopqrstuvwxyz"  # the characters of transcripts (data.py)
+
 
 @dataclasses.dataclass(frozen=True)
 class SpeechConfig(BaseConfig):
@@ -67,8 +69,11 @@ class SpeechConfig(BaseConfig):
     patience: Annotated[int, NonNegative] = 5
     # Decoding (in the graph): "greedy" (best path) or "beam" (CTC prefix beam search,
     # beam_width); lm_workdir: a char_lm run whose model rescores the beam's top_paths
-    # as log P_ctc + lm_weight * log P_lm(text) + length_bonus * characters.
-    decoder: Literal["greedy", "beam"] = "beam"
+    # as log P_ctc + lm_weight * log P_lm(text) + length_bonus * characters. "choices":
+    # a closed set of transcripts (isolated words, commands): the one of `choices` (or,
+    # when empty, of the distinct training transcripts) with the highest CTC probability.
+    decoder: Literal["greedy", "beam", "choices"] = "beam"
+    choices: tuple[str, ...] = ()
     beam_width: Annotated[int, AtLeast1] = 16
     top_paths: Annotated[int, Range(1, 16)] = 4  # <= beam_width
     lm_workdir: Optional[str] = None
@@ -82,6 +87,11 @@ class SpeechConfig(BaseConfig):
         strided = {1: 0, 2: 1, 4: 2}[self.time_reduction]
         require(self.conv_layers >= strided, "conv_layers",
                 f"a value >= {strided} with time_reduction={self.time_reduction}", self.conv_layers)
+        outside = sorted(set("".join(self.choices)) - set(ALPHABET))
+        require(not outside, "choices", f"transcripts of the alphabet {ALPHABET!r}",
+                self.choices)
+        require(all(c.strip() for c in self.choices), "choices", "non-empty transcripts",
+                self.choices)
         require(self.top_paths <= self.beam_width, "top_paths",
                 f"a value <= beam_width ({self.beam_width})", self.top_paths)
 

@@ -31,9 +31,10 @@ import re
 import numpy as np
 
 from pipelines.common.textio import DataError
+from pipelines.speech.config import ALPHABET
 
-ALPHABET = " '" + "abcdefghijklmnopqrstuvwxyz"
 BLANK = len(ALPHABET)
+MAX_CHOICES = 1000  # distinct training transcripts kept as the default choices
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
@@ -391,7 +392,10 @@ def make_datasets(config, meta=None):
     splits, notes = load_clips(config)
     if meta is None:
         shown = splits.get("test") or splits["valid"]
+        distinct = sorted(set(splits["train"].transcripts))
         meta = {"alphabet": ALPHABET, "source": config.data,
+                # decoder="choices" without choices: the training transcripts, when few.
+                "choices": distinct if len(distinct) <= MAX_CHOICES else [],
                 "speakers": {name: sorted(set(c.speakers) - {""}) for name, c in splits.items()},
                 "examples": [s for s in shown.sources[:3] if isinstance(s, str)]}
     made = {name: make_dataset(clips, config, training=name == "train")

@@ -58,16 +58,45 @@ def search_space(hp, config):
 
 
 class Decoder:
-    """log ŷ (batch, T', K + 1) and frame lengths -> (ids (batch, T') int32 padded with -1,
+    """log ŷ (batch, T', K + 1) and frame lengths -> (ids (batch, n) int32 padded with -1,
     lengths (batch,), scores (batch,)): the config's greedy or beam decoding, with the
-    char_lm rescoring when ``lm`` (a ``LanguageModelScorer``) is given."""
+    char_lm rescoring when ``lm`` (a ``LanguageModelScorer``) is given; or, with
+    ``decoder="choices"``, the transcript c of ``choices`` (default: the training
+    transcripts in ``meta``) with the highest log P_ctc(c | x), scored by it."""
 
-    def __init__(self, config, lm=None):
-        self.strategy = "greedy" if config.decoder == "greedy" else "beam_search"
+    def __init__(self, config, lm=None, meta=None):
+        self.strategy = {"greedy": "greedy", "beam": "beam_search"}.get(config.decoder,
+                                                                        config.decoder)
         self.beam_width, self.top_paths = config.beam_width, config.top_paths
         self.lm, self.lm_weight, self.length_bonus = lm, config.lm_weight, config.length_bonus
+        if self.strategy == "choices":
+            choices = list(config.choices or (meta or {}).get("choices") or [])
+            if not choices:
+                from pipelines.common.textio import DataError
+
+                raise DataError("choices", "decoder=choices needs --set choices=WORD,WORD... "
+                                f"(the training data has more than {data.MAX_CHOICES} "
+                                "distinct transcripts)")
+            width = max(len(c) for c in choices)
+            self.choices = choices
+            self.choice_ids = tf.constant([data.encode_transcript(c) + [-1] * (width - len(c))
+                                           for c in choices], tf.int32)
+
+    def _choose(self, log_probs):
+        """The most probable choice per utterance: -CTC loss of every (utterance, choice)
+        pair over all frames (padding frames emit the blank with probability 1)."""
+        batch, k = tf.shape(log_probs)[0], tf.shape(self.choice_ids)[0]
+        labels = tf.tile(self.choice_ids, [batch, 1])  # (batch * k, n)
+        repeated = tf.repeat(log_probs, k, axis=0)  # (batch * k, T', K + 1)
+        scores = -tf.reshape(sr.CTCLoss(reduction=None)(labels, repeated), [batch, k])
+        best = tf.argmax(scores, axis=1, output_type=tf.int32)
+        ids = tf.gather(self.choice_ids, best)
+        return (ids, tf.reduce_sum(tf.cast(ids >= 0, tf.int32), axis=1),
+                tf.gather(scores, best, batch_dims=1))
 
     def __call__(self, log_probs, lengths):
+        if self.strategy == "choices":
+            return self._choose(log_probs)
         batch = tf.shape(log_probs)[0]
         frames = tf.shape(log_probs)[1]
         paths = 1 if self.strategy == "greedy" else (self.top_paths if self.lm else 1)
@@ -153,16 +182,16 @@ class Recognizer(keras.layers.Layer):
 
     Args:
         model: a ``build_model`` model (shared); config: its ``SpeechConfig``; lm: an
-            optional ``LanguageModelScorer``.
+            optional ``LanguageModelScorer``; meta: the run's (the default choices).
     """
 
-    def __init__(self, model, config, lm=None, **kwargs):
+    def __init__(self, model, config, lm=None, meta=None, **kwargs):
         super().__init__(**kwargs)
         self.model = model
         self.rate, self.n_mels, self.max_seconds = config.sample_rate, config.n_mels, config.max_seconds
         self.frame_ms, self.step_ms = config.frame_ms, config.step_ms
         self.time_reduction = config.time_reduction
-        self.decoder = Decoder(config, lm)
+        self.decoder = Decoder(config, lm, meta)
         self.lm_server = lm.server if lm is not None else None  # tracked for the export
 
     def features(self, wavs):
@@ -201,7 +230,7 @@ def _example_wav():
 
 
 def serving_model(model, config, meta):
-    return Recognizer(model, config, load_lm(config))
+    return Recognizer(model, config, load_lm(config), meta)
 
 
 # ------------------------------------------------------------------------ evaluation
@@ -213,7 +242,7 @@ def evaluate(model, dataset, config, meta, examples=3):
     ``examples`` utterances, what the picture needs (log-mel frames and the frames where
     the greedy path emits each character)."""
     jiwer = data._require("jiwer")
-    decoder = Decoder(config, load_lm(config))
+    decoder = Decoder(config, load_lm(config), meta)
     loss_fn = sr.CTCLoss(reduction=None)
 
     @tf.function(reduce_retracing=True)

@@ -180,3 +180,42 @@ def test_a_char_lm_rescores_inside_the_export_which_runs_without_project_code(tm
                                    {"audio": [_wav(), b"garbage"]})
     assert got["blocked"] == {"zoo": True, "pipelines": True} and not got["modules"]
     assert got["eager"]["ok"] == [True, False] and got["eager"] == got["session"]
+
+
+def test_the_choices_decoder_picks_the_most_probable_choice_by_enumeration():
+    """P(c | x) summed over every alignment by brute force (3 letters and the blank
+    over 6 frames: 4^6 paths), against the decoder's pick and score."""
+    import itertools
+
+    rng = np.random.RandomState(7)
+    letters = [data.ALPHABET.index(c) for c in "abc"]
+    allowed = letters + [data.BLANK]
+    batch, frames = 4, 6
+    log_probs = np.full((batch, frames, K + 1), -1e4, np.float32)
+    for i in range(batch):
+        logits = rng.randn(frames, len(allowed)) * 2
+        log_probs[i][:, allowed] = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    choices = ("ab", "ba", "a", "cab", "bb")
+    config = dataclasses.replace(SMALL, decoder="choices", choices=choices)
+    ids, n, scores = sp_model.Decoder(config)(tf.constant(log_probs), tf.constant([6] * batch))
+    picked = [t.decode() for t in sp_model.transcripts(ids).numpy()]
+    for i in range(batch):
+        total = {}
+        for path in itertools.product(allowed, repeat=frames):
+            merged = [c for j, c in enumerate(path) if j == 0 or c != path[j - 1]]
+            text = data.decode_ids([c for c in merged if c != data.BLANK])
+            p = np.exp(sum((log_probs[i, t, c] for t, c in enumerate(path)), 0.0))
+            total[text] = total.get(text, 0.0) + p
+        want = max(choices, key=lambda c: total.get(c, 0.0))
+        assert picked[i] == want and int(n[i]) == len(want)
+        assert float(scores[i]) == pytest.approx(np.log(total[want]), abs=1e-3)
+
+
+def test_the_choices_decoder_defaults_to_the_training_transcripts():
+    config = dataclasses.replace(SMALL, decoder="choices")
+    decoder = sp_model.Decoder(config, meta={"choices": ["one", "two"]})
+    assert decoder.choices == ["one", "two"]
+    from pipelines.common.textio import DataError
+
+    with pytest.raises(DataError, match="decoder=choices needs --set choices="):
+        sp_model.Decoder(config, meta={"choices": []})
