@@ -200,14 +200,14 @@ class ActivityServer(keras.layers.Layer):
         if self.kind == "sensor":
             channels = self.shape[0]
             frames = tf.TensorSpec([None, None, channels], tf.float32, name="frames")
-            example = np.zeros((2, self.window + 3, channels), np.float32)
+            example = np.zeros((2, self.window + 3, channels), np.float32).tolist()
             return {
                 "serving_default": Endpoint(fn=self.classify_sensor, inputs=[frames],
                                             example={"frames": example}),
                 "recordings": Endpoint(
                     fn=self.classify_sensor,
                     inputs=[frames, tf.TensorSpec([None], tf.int32, name="length")],
-                    example={"frames": example, "length": np.array([0, 5], np.int32)}),
+                    example={"frames": example, "length": [0, 5]}),
             }
         gif = tf.TensorSpec([None], tf.string, name="video")
         frames = tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames")
@@ -215,7 +215,7 @@ class ActivityServer(keras.layers.Layer):
             "serving_default": Endpoint(fn=self.classify_gif, inputs=[gif],
                                         example={"video": [tiny_gif()]}),
             "frames": Endpoint(fn=self.classify_frames, inputs=[frames],
-                               example={"frames": np.zeros((1, 3, 20, 30, 3), np.uint8)}),
+                               example={"frames": np.zeros((1, 3, 20, 30, 3), int).tolist()}),
         }
 
 
