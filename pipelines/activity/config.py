@@ -31,6 +31,12 @@ class ActivityConfig(BaseConfig):
     # prediction is the mean of its windows' probabilities (every frame in a window).
     window: Annotated[int, AtLeast1] = 250
     stride: Annotated[int, AtLeast1] = 50
+    # Training-window augmentation (sensor): each group of 3 channels (x, y, z of one
+    # sensor) turned by one random rotation of at most `rotate` degrees about a random
+    # axis (a watch worn a little differently), then each channel scaled by a factor
+    # drawn from [1 - scale, 1 + scale]. 0 = off.
+    rotate: Annotated[float, Range(0, 180)] = 0.0
+    scale: Annotated[float, Fraction] = 0.0
     # Video clips: `frames` frames (uniformly over the clip, or every `frame_stride`-th),
     # `size` x `size` pixels; a per-frame encoder under TimeDistributed: a small CNN of
     # `frame_filters` (doubling per block), or a keras.applications backbone with its
@@ -68,12 +74,14 @@ class ActivityConfig(BaseConfig):
         require(self.time_reduction == 1 or self.conv_layers >= self.time_reduction // 2,
                 "conv_layers", f">= {self.time_reduction // 2} for time_reduction="
                 f"{self.time_reduction}", self.conv_layers)
+        require(self.rotate == 0 or self.kind != "video", "rotate", "0 for video", self.rotate)
         require(self.backbone == "cnn" or self.backbone_weights, "backbone_weights",
                 f"a local weights file for backbone={self.backbone}", self.backbone_weights)
 
 
 PRESETS = {
-    "default": ActivityConfig(test_subjects=("2", "5", "9"), valid_subjects=("7",)),
+    "default": ActivityConfig(test_subjects=("2", "5", "9"), valid_subjects=("7",),
+                              rotate=15.0, scale=0.1),
     # A folder of video clips per class: frames through a small CNN, then the RNN.
     "video": ActivityConfig(kind="video", conv_layers=0, time_reduction=1, units=64,
                             num_layers=1, batch_size=8, epochs=20, patience=5),

@@ -86,8 +86,40 @@ def recording_windows(recording, meta):
     return rec.windows(frames, meta["window"], meta["stride"])
 
 
+def rotation_matrices(angles, axes):
+    """(n,) angles (radians) and (n, 3) unit axes -> (n, 3, 3) rotations (Rodrigues:
+    R = I + sin θ K + (1 - cos θ) K², K the axis' cross-product matrix)."""
+    import tensorflow as tf
+
+    x, y, z = tf.unstack(axes, axis=-1)
+    zero = tf.zeros_like(x)
+    k = tf.reshape(tf.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1), [-1, 3, 3])
+    s, c = tf.sin(angles)[:, None, None], tf.cos(angles)[:, None, None]
+    return tf.eye(3, batch_shape=tf.shape(angles)[:1]) + s * k + (1 - c) * (k @ k)
+
+
+def augment(inputs, label, rotate, scale, seed):
+    """One training window: each group of 3 channels rotated by one random rotation of
+    at most ``rotate`` degrees, each channel scaled by U(1 - scale, 1 + scale); frames
+    past the window's length stay 0."""
+    import tensorflow as tf
+
+    frames = inputs["frames"]
+    channels = frames.shape[-1]
+    if rotate and channels % 3 == 0:
+        axis = tf.math.l2_normalize(tf.random.normal([1, 3], seed=seed), -1)
+        angle = tf.random.uniform([1], -rotate, rotate, seed=seed) * (3.141592653589793 / 180)
+        r = rotation_matrices(angle, axis)[0]
+        groups = tf.reshape(frames, [-1, channels // 3, 3])
+        frames = tf.reshape(tf.einsum("tgj,ij->tgi", groups, r), [-1, channels])
+    if scale:
+        frames *= tf.random.uniform([channels], 1 - scale, 1 + scale, seed=seed)
+    return {"frames": frames, "length": inputs["length"]}, label
+
+
 def window_dataset(found, meta, config, training=False):
-    """Batches of single windows (train / valid)."""
+    """Batches of single windows (train / valid); training windows shuffled and, for
+    sensors, augmented (``augment``: ``rotate``, ``scale``)."""
     import tensorflow as tf
 
     ids = _class_ids(found, meta, config.data)
@@ -98,6 +130,8 @@ def window_dataset(found, meta, config, training=False):
     ds = tf.data.Dataset.from_tensor_slices(({"frames": x, "length": lengths}, y))
     if training:
         ds = ds.shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True)
+        if meta["kind"] == "sensor" and (config.rotate or config.scale):
+            ds = ds.map(lambda x, t: augment(x, t, config.rotate, config.scale, config.seed))
     return ds.batch(config.batch_size).prefetch(tf.data.AUTOTUNE), len(y)
 
 

@@ -213,3 +213,37 @@ def test_a_backbone_loads_its_weights_from_a_local_file(tmp_path):
     assert not any(w.trainable for w in encoder.weights)
     with pytest.raises(ValueError, match="needs a local weights file"):
         frame_encoder(32, backbone="mobilenet_v3_small")
+
+
+def test_rotations_are_rotations_by_the_angle_about_the_axis():
+    rng = np.random.RandomState(8)
+    axes = rng.randn(5, 3)
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = rng.uniform(-np.pi, np.pi, 5)
+    r = data.rotation_matrices(tf.constant(angles, tf.float32),
+                               tf.constant(axes, tf.float32)).numpy()
+    for m, axis, angle in zip(r, axes, angles):
+        np.testing.assert_allclose(m @ m.T, np.eye(3), atol=1e-5)
+        assert np.linalg.det(m) == pytest.approx(1.0, abs=1e-5)
+        np.testing.assert_allclose(m @ axis, axis, atol=1e-5)  # the axis stays
+        assert np.trace(m) == pytest.approx(1 + 2 * np.cos(angle), abs=1e-5)
+
+
+def test_augmentation_turns_each_sensor_triad_and_keeps_padding_zero():
+    frames = np.random.RandomState(9).randn(10, 6).astype(np.float32)
+    frames[7:] = 0  # past the window's length
+    x, _ = data.augment({"frames": tf.constant(frames), "length": tf.constant(7)},
+                        tf.constant(0), rotate=30.0, scale=0.0, seed=1)
+    out = x["frames"].numpy()
+    for g in range(2):
+        triad = slice(3 * g, 3 * g + 3)
+        np.testing.assert_allclose(np.linalg.norm(out[:, triad], axis=1),
+                                   np.linalg.norm(frames[:, triad], axis=1), rtol=1e-5)
+        cos = (out[:7, triad] * frames[:7, triad]).sum(1) / np.linalg.norm(frames[:7, triad], axis=1) ** 2
+        assert (cos > np.cos(np.radians(30)) - 1e-5).all()  # turned by at most 30 degrees
+    assert not out[7:].any() and not np.allclose(out, frames)
+    scaled, _ = data.augment({"frames": tf.constant(frames), "length": tf.constant(7)},
+                             tf.constant(0), rotate=0.0, scale=0.2, seed=2)
+    ratio = scaled["frames"].numpy()[:7] / frames[:7]
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:1], ratio.shape), rtol=1e-5)
+    assert ((ratio > 0.8 - 1e-6) & (ratio < 1.2 + 1e-6)).all()
