@@ -34,6 +34,7 @@ def parse_args(argv):
     what.add_argument("--splice", help="the UCI splice-junction file (splice.csv)")
     what.add_argument("--genome", action="store_true", help="per-base tags of the embedded genome")
     p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--only-folds", default="", help="comma-separated folds to run (development)")
     p.add_argument("--epochs", type=int, default=30, help="per fold (early stopping on valid)")
     p.add_argument("--minutes", type=float, default=20.0, help="--genome training budget")
     p.add_argument("--genbank", help="a folder of GenBank files to test the genome model on")
@@ -53,7 +54,10 @@ def splice(args):
     from pipelines.dna.config import PRESETS
 
     errors, correct, total, seconds, epochs = {}, 0, 0, 0.0, []
+    wanted = {int(k) for k in args.only_folds.split(",") if k.strip()}
     for fold in range(args.folds):
+        if wanted and fold not in wanted:
+            continue
         config = config_lib.override(PRESETS["splice"], args.overrides, data=args.splice,
                                      fold=fold, folds=args.folds)
         keras.utils.set_random_seed(config.seed + fold)
