@@ -29,7 +29,7 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=30, help="per fold (early stopping on valid)")
     p.add_argument("--dtw-step", type=int, default=5, help="frames averaged per DTW step")
     p.add_argument("--skip-dtw", action="store_true")
-    p.add_argument("--only-fold", type=int, default=-1, help="run one fold (development)")
+    p.add_argument("--only-folds", default="", help="comma-separated folds to run (development)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", help="also write the JSON result here")
     return p.parse_args(argv)
@@ -82,8 +82,9 @@ def main(argv=None):
     plan = fold_subjects(subjects, args.folds, 0)
     truth, predicted, baseline, rows, seconds = [], [], [], [], 0.0
     classes = sorted({r.label for r in everything})
+    wanted = {int(k) for k in args.only_folds.split(",") if k.strip()}
     for k, (test, valid) in enumerate(plan):
-        if args.only_fold >= 0 and k != args.only_fold:
+        if wanted and k not in wanted:
             continue
         config = config_lib.override(PRESETS["default"], args.overrides,
                                      test_subjects=tuple(test), valid_subjects=(valid,))
