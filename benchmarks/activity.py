@@ -29,6 +29,7 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=30, help="per fold (early stopping on valid)")
     p.add_argument("--dtw-step", type=int, default=5, help="frames averaged per DTW step")
     p.add_argument("--skip-dtw", action="store_true")
+    p.add_argument("--monitor", default="val_loss", help="early stopping on val_loss or val_accuracy")
     p.add_argument("--only-folds", default="", help="comma-separated folds to run (development)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", help="also write the JSON result here")
@@ -91,7 +92,8 @@ def main(argv=None):
         keras.utils.set_random_seed(config.seed + k)
         datasets = data.make_datasets(config)
         model = activity_model.build_model(config, datasets.meta)
-        history, trained = fit_best(model, datasets, args.epochs, config.patience)
+        history, trained = fit_best(model, datasets, args.epochs, config.patience,
+                                     monitor=args.monitor)
         true_ids, probs = activity_model.recording_probabilities(model, datasets.test)
         seconds += trained
         names = datasets.meta["classes"]

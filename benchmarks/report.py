@@ -29,18 +29,19 @@ def emit(result, out=None):
     return 0
 
 
-def fit_best(model, datasets, epochs, patience, minutes=None):
+def fit_best(model, datasets, epochs, patience, minutes=None, monitor="val_loss"):
     """Trains ``model`` on ``datasets`` epoch by epoch for at most ``epochs`` (stopping
-    after ``patience`` epochs without a better validation loss, or once ``minutes`` of
-    training have passed) and keeps the best validation loss's weights; (history,
-    seconds of training)."""
+    after ``patience`` epochs without a better ``monitor``, lowest for a loss, else
+    highest, or once ``minutes`` of training have passed) and keeps the best epoch's
+    weights; (history, seconds of training)."""
+    sign = 1.0 if monitor.endswith("loss") else -1.0
     best, waited, history, trained = None, 0, [], 0.0
     for epoch in range(epochs):
         start = time.time()
         fit = model.fit(datasets.train, validation_data=datasets.valid, epochs=1, verbose=0)
         trained += time.time() - start
-        loss = fit.history["val_loss"][-1]
-        history.append({"epoch": epoch + 1, "val_loss": round(loss, 4),
+        loss = sign * fit.history[monitor][-1]
+        history.append({"epoch": epoch + 1, monitor: round(sign * loss, 4),
                         "minutes": round(trained / 60, 2)})
         if best is None or loss < best[0]:
             best, waited = (loss, model.get_weights()), 0
