@@ -196,6 +196,7 @@ def test_test_subjects_without_valid_subjects_are_refused():
                             "(--set valid_subjects=S1,S2)")
 
 
+@pytest.mark.slow  # about 40 s (building MobileNetV3Small twice)
 def test_a_backbone_loads_its_weights_from_a_local_file(tmp_path):
     """keras.applications without a download: the weights come from the given file."""
     import keras

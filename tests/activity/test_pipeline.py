@@ -101,6 +101,7 @@ def gif_folder(path):
     return str(path)
 
 
+@pytest.mark.slow  # about 60 s; the video serving graph is tested in test_model.py by default
 def test_a_video_folder_trains_exports_and_predicts(tmp_path, capsys):
     folder = gif_folder(tmp_path / "clips")
     work, saved = str(tmp_path / "work"), str(tmp_path / "saved")
