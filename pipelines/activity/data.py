@@ -178,7 +178,7 @@ def make_datasets(config, meta=None):
         meta["subjects"] = {k: sorted({r.subject for r in v}, key=rec.natural_key)
                             for k, v in parts.items()}
         meta["examples"] = [r.name for r in parts.get("test", parts["valid"])[:3]]
-    for name, part in parts.items():
+    for part in parts.values():
         _check_shape(part, meta, source)
     train, n_train = window_dataset(parts["train"], meta, config, training=True)
     valid, n_valid = window_dataset(parts["valid"], meta, config)
