@@ -326,11 +326,13 @@ def normalise(features, length=None):
 # -------------------------------------------------------------------------- features
 
 
-def wav_features(contents, rate, n_mels, max_seconds, **log_mel_kwargs):
+def wav_features(contents, rate, n_mels, max_seconds, speed=1.0, **log_mel_kwargs):
     """WAV bytes -> normalised log-mel features, never raising.
 
     The first ``max_seconds`` of the clip are decoded (cut at the clip's own rate, so a
     long clip costs only those), resampled to ``rate``, ``log_mel`` then ``normalise``.
+    ``speed`` != 1 plays the clip that much faster (speed perturbation, Ko et al. 2015:
+    tempo and pitch together) by reading it as sampled at round(its rate x speed).
 
     Args:
         contents: scalar tf.string.
@@ -338,6 +340,7 @@ def wav_features(contents, rate, n_mels, max_seconds, **log_mel_kwargs):
         n_mels: python int.
         max_seconds: python float; None decodes the whole clip (an unbounded cost: a
             header claiming a 1 Hz rate resamples to rate times more samples).
+        speed: python float > 0 (training augmentation; 1 in serving).
         **log_mel_kwargs: frame_ms, step_ms, fmin, fmax of ``log_mel``.
 
     Returns:
@@ -347,7 +350,10 @@ def wav_features(contents, rate, n_mels, max_seconds, **log_mel_kwargs):
         the whole clip (0 when not ok)}.
     """
     wav = _parse_wav(contents, max_seconds)
-    samples = resample(wav["samples"], wav["rate"], rate)
+    source_rate = wav["rate"]
+    if speed != 1.0:
+        source_rate = tf.cast(tf.round(tf.cast(source_rate, tf.float64) * speed), tf.int32)
+    samples = resample(wav["samples"], source_rate, rate)
     features = normalise(log_mel(samples, rate, n_mels, **log_mel_kwargs))
     kept = tf.shape(wav["samples"], out_type=tf.int64)[0]
     seconds = tf.where(wav["ok"], tf.cast(wav["frames"], tf.float64)
@@ -358,7 +364,7 @@ def wav_features(contents, rate, n_mels, max_seconds, **log_mel_kwargs):
             "seconds": tf.cast(seconds, tf.float32)}
 
 
-def batch_wav_features(contents, rate, n_mels, max_seconds, **log_mel_kwargs):
+def batch_wav_features(contents, rate, n_mels, max_seconds, speed=1.0, **log_mel_kwargs):
     """``wav_features`` of every string of a batch, features zero-padded.
 
     Args:
@@ -373,7 +379,7 @@ def batch_wav_features(contents, rate, n_mels, max_seconds, **log_mel_kwargs):
 
     @tf.autograph.experimental.do_not_convert  # plain ops: nothing for autograph to convert
     def one(c):  # features flattened: a rank-1 ragged row also stacks a batch of 0
-        out = wav_features(c, rate, n_mels, max_seconds, **log_mel_kwargs)
+        out = wav_features(c, rate, n_mels, max_seconds, speed, **log_mel_kwargs)
         return dict(out, features=tf.reshape(out["features"], [-1]))  # (frames * n_mels,)
 
     scalar = lambda dtype: tf.TensorSpec([], dtype)  # noqa: E731

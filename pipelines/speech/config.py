@@ -53,6 +53,9 @@ class SpeechConfig(BaseConfig):
     time_ratio: Annotated[float, Range(0, 1)] = 0.1
     freq_masks: Annotated[int, NonNegative] = 2
     freq_mask: Annotated[int, NonNegative] = 6
+    # Speed perturbation in training: the training clips once more at each of these
+    # speeds (tempo and pitch; e.g. 0.9,1.1 triples the training set). () = off.
+    speed_perturb: tuple[float, ...] = ()
     # Model: conv_layers 1-D convolutions (kernel 5, conv_filters; the first
     # log2(time_reduction) with stride 2) shortening time by time_reduction, then a deep
     # bidirectional zoo RNN, a softmax over the characters and the CTC blank.
@@ -92,6 +95,8 @@ class SpeechConfig(BaseConfig):
                 self.choices)
         require(all(c.strip() for c in self.choices), "choices", "non-empty transcripts",
                 self.choices)
+        require(all(0.5 <= v <= 2.0 and v != 1.0 for v in self.speed_perturb),
+                "speed_perturb", "speeds in [0.5, 2] other than 1", self.speed_perturb)
         require(self.top_paths <= self.beam_width, "top_paths",
                 f"a value <= beam_width ({self.beam_width})", self.top_paths)
 

@@ -315,8 +315,9 @@ def read_bytes(source):
     return out.getvalue()
 
 
-def feature_fn(config):
-    """A tf.function: (batch,) WAV bytes -> ``audio.batch_wav_features`` of the config."""
+def feature_fn(config, speed=1.0):
+    """A tf.function: (batch,) WAV bytes -> ``audio.batch_wav_features`` of the config
+    (the clips played ``speed`` times faster)."""
     import tensorflow as tf
 
     from pipelines.speech import audio
@@ -324,17 +325,17 @@ def feature_fn(config):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def features(wavs):
         return audio.batch_wav_features(wavs, config.sample_rate, config.n_mels,
-                                        config.max_seconds, frame_ms=config.frame_ms,
+                                        config.max_seconds, speed, frame_ms=config.frame_ms,
                                         step_ms=config.step_ms)
 
     return features
 
 
-def featurise(clips, config, on_error="stop", chunk=64):
+def featurise(clips, config, on_error="stop", chunk=64, speed=1.0):
     """Features of every clip: (list of (T, n_mels) float32, labels, notes). A clip that
     is not a readable WAV stops the run naming it (or, ``on_error="skip"``, is left out
-    and counted); so is one longer than ``max_seconds``."""
-    features_of = feature_fn(config)
+    and counted); so is one longer than ``max_seconds``. ``speed``: ``feature_fn``'s."""
+    features_of = feature_fn(config, speed)
     frames, labels, skipped = [], [], []
     for start in range(0, len(clips), chunk):
         idx = range(start, min(start + chunk, len(clips)))
@@ -368,6 +369,9 @@ def make_dataset(clips, config, training=False):
     from pipelines.common import data as common
 
     frames, labels, notes = featurise(clips, config, config.on_error)
+    for speed in config.speed_perturb if training else ():  # a faster / slower copy each
+        more_frames, more_labels, _ = featurise(clips, config, "skip", speed=speed)
+        frames, labels = frames + more_frames, labels + more_labels
     kept = [(f, np.array(y, np.int32)) for f, y in zip(frames, labels)
             if ctc_feasible(len(f), y, config.time_reduction)]
     if len(kept) < len(frames):
