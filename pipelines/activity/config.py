@@ -62,6 +62,9 @@ class ActivityConfig(BaseConfig):
     batch_size: Annotated[int, AtLeast1] = 32
     epochs: Annotated[int, AtLeast1] = 30
     patience: Annotated[int, NonNegative] = 8
+    # Members trained one after another with seeds seed, seed + 1, ...; the exported
+    # model averages their probabilities (``train.fit_ensemble``).
+    ensemble: Annotated[int, AtLeast1] = 1
     # Serving: windows run per call (bounds memory for a long recording).
     serve_batch_windows: Annotated[int, AtLeast1] = 256
 
