@@ -21,6 +21,7 @@ TASK = Task(
                                feed=lazy(_PREDICT, "feed_sensor"), show=str, stdin=False,
                                bind=lazy(_PREDICT, "bind")),
     monitor="val_loss",
+    combine=lazy(_MODEL, "combine"),
     data_flags={"data": ("data", "'embedded', a sensor folder (labels.csv file,label,subject) "
                          "or a video folder (a sub-folder of clips per class)")},
 )

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.common import config as config_lib, metrics
+from pipelines.common import config as config_lib, metrics, train
 from pipelines.common.task import Endpoint
 from zoo.builders import activity as activity_builder
 
@@ -51,6 +51,12 @@ def build_model(config, meta):
     model.compile(optimizer=config_lib.adam(config, global_clipnorm=True),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def combine(members, config, meta):
+    """An ensemble's model: frames and length -> the mean of the members' probabilities
+    (``train.mean_of_members``)."""
+    return train.mean_of_members(members, "activity_ensemble")
 
 
 def search_space(hp, config):

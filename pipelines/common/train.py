@@ -329,6 +329,24 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     return model, state.finish(model)
 
 
+def mean_of_members(members, name):
+    """One classifier from trained ``members`` (models with the same inputs, outputs
+    (batch, K) probabilities): the same inputs -> the mean of their probabilities,
+    compiled for evaluation (sparse categorical cross-entropy, accuracy); a task's
+    ``combine``."""
+    template = members[0].input
+    inputs = keras.tree.map_structure(
+        lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name), template)
+    # Each member is re-wrapped under a unique name (they were all built alike).
+    outputs = [keras.Model(m.input, m.output, name=f"member_{k}")(inputs)
+               for k, m in enumerate(members, 1)]
+    mean = keras.layers.Average(name="ensemble_mean")(outputs)
+    model = keras.Model(inputs, mean, name=name)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.optimizer.build(model.trainable_variables)  # saved and loaded alike (no warning)
+    return model
+
+
 def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     """Trains ``config.ensemble`` = K members one after the other, each a whole ``fit``
     in ``workdir/member-k`` on the same datasets (the same split and batches) with

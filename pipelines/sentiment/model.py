@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.common import config as config_lib
-from pipelines.common import export
+from pipelines.common import export, train
 from pipelines.common.metrics import classification_report
 from pipelines.sentiment import data
 from zoo.builders.sequence_classifier import build_sequence_classifier
@@ -73,16 +73,8 @@ def build_model(config, meta):
 
 def combine(members, config, meta):
     """One classifier from trained ``members``: token ids -> the mean of their
-    probabilities (batch, K), compiled for evaluation."""
-    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    # Each member is re-wrapped under a unique name (they were all built as "sentiment").
-    outputs = [keras.Model(m.input, m.output, name=f"member_{k}")(token_ids)
-               for k, m in enumerate(members, 1)]
-    mean = keras.layers.Average(name="ensemble_mean")(outputs)
-    model = keras.Model(token_ids, mean, name="sentiment_ensemble")
-    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.optimizer.build(model.trainable_variables)  # saved and loaded alike (no warning)
-    return model
+    probabilities (batch, K), compiled for evaluation (``train.mean_of_members``)."""
+    return train.mean_of_members(members, "sentiment_ensemble")
 
 
 def search_space(hp, config):

@@ -75,6 +75,22 @@ def test_the_serving_windows_are_the_training_windows(steps):
     assert out["label"].numpy()[0].decode() == CLASSES[int(np.argmax(out["probabilities"][0]))]
 
 
+def test_an_ensemble_averages_its_members_saves_and_serves(tmp_path):
+    config, meta, first = sensor_setup(seed=0)
+    second = sensor_setup(seed=1)[2]
+    model = act_model.combine([first, second], config, meta)
+    frames = np.random.RandomState(4).randn(45, 3).astype(np.float32)
+    p1, p2 = window_mean(first, frames, meta), window_mean(second, frames, meta)
+    assert not np.allclose(p1, p2), "the members are the same model"
+    np.testing.assert_allclose(window_mean(model, frames, meta), (p1 + p2) / 2, rtol=1e-5,
+                               atol=1e-6)
+    path = str(tmp_path / "ensemble.keras")
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)
+    served = act_model.serving_model(loaded, config, meta).classify_sensor(frames[None])
+    np.testing.assert_allclose(served["probabilities"][0], (p1 + p2) / 2, rtol=1e-5, atol=1e-6)
+
+
 def test_padded_rows_with_lengths_equal_rows_alone():
     config, meta, model = sensor_setup()
     server = act_model.serving_model(model, config, meta)
