@@ -320,6 +320,15 @@ def test_long_clip_is_cut_before_resampling():
     np.testing.assert_allclose(long["features"].numpy(), short["features"].numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("speed,rate", [(1.1, 8800), (0.9, 7200), (1.25, 10000)])
+def test_speed_reads_the_clip_as_sampled_faster(speed, rate):
+    x = signal(6000, 1, seed=5)
+    faster = audio.wav_features(tf.constant(write(x, 8000)), RATE, N_MELS, MAX_SECONDS, speed)
+    relabelled = audio.wav_features(tf.constant(write(x, rate)), RATE, N_MELS, MAX_SECONDS)
+    assert int(faster["length"]) == int(relabelled["length"]) == -(-round(6000 * 8000 / rate) // 80)
+    np.testing.assert_allclose(faster["features"].numpy(), relabelled["features"].numpy(), atol=1e-5)
+
+
 def test_batch_mixes_good_and_bad():
     good, stereo = write(signal(16000, 1), 16000), write(signal(9000, 2, seed=2), 22050, "PCM_24")
     long = write(signal(3 * 8000, 1), 8000)

@@ -124,6 +124,29 @@ def test_batches_hold_frames_lengths_and_padded_labels(tmp_path):
     assert (labels.numpy()[labels.numpy() < 0] == -1).all()
 
 
+def test_speed_perturbation_adds_faster_and_slower_copies_to_training_only(tmp_path):
+    folder = _fsdd(tmp_path / "fsdd", takes=range(2))
+    plain = dataclasses.replace(SMALL, data=folder, split="utterance", batch_size=4)
+    made = data.make_datasets(plain)
+    perturbed = data.make_datasets(dataclasses.replace(plain, speed_perturb=(0.8, 1.25)))
+    assert perturbed.sizes == {**made.sizes, "train": 3 * made.sizes["train"]}
+    frames = lambda ds: sorted(int(n) for x, _ in ds for n in x["length"].numpy())  # noqa: E731
+    clips = data.load_clips(plain)[0]["train"]
+    wavs = np.array([data.read_bytes(s) for s in clips.sources], object)
+    copies = [int(n) for s in (0.8, 1.25) for n in data.feature_fn(plain, s)(wavs)["length"]]
+    assert frames(perturbed.train) == sorted(frames(made.train) + copies)
+    assert max(copies) > max(frames(made.train)) and min(copies) < min(frames(made.train))
+    assert frames(perturbed.valid) == frames(made.valid)
+
+
+@pytest.mark.parametrize("speed", [1.0, 0.4, 2.5])
+def test_speed_perturbation_refuses_no_change_and_extremes(speed, capsys):
+    assert main(TASK, ["train", "--preset", "small", "--set", f"speed_perturb=0.9,{speed}"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: Config key 'speed_perturb' expects speeds in [0.5, 2] other than 1. "
+        f"Received: {(0.9, speed)!r}")
+
+
 @pytest.mark.parametrize("name", ["speech_commands", "librispeech"])
 def test_tfds_datasets_through_the_real_tfds_load(name):
     import io as _io
