@@ -117,6 +117,10 @@ class BaseConfig:
     epochs: Annotated[int, AtLeast1] = 10
     patience: Annotated[int, NonNegative] = 3
     seed: int = 0
+    # Keras dtype policy of the model: "mixed_bfloat16" computes in bfloat16 with float32
+    # weights (zoo recurrences keep their states in float32; heads, CRF and losses stay
+    # float32); faster only where the CPU multiplies bfloat16 fast (benchmarks).
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"
 
     def __post_init__(self):
         for name, tp in typing.get_type_hints(type(self)).items():

@@ -151,7 +151,7 @@ def fit_distributed(task, config, workdir, datasets, strategy, verbose=1, fresh=
 
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = task.build_model(config, datasets.meta)
+        model = train.build(task, config, datasets.meta)
         model.optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
@@ -175,7 +175,7 @@ def fit_distributed(task, config, workdir, datasets, strategy, verbose=1, fresh=
     plain = writer = None
     if cluster.is_chief:  # validation, best weights and summaries: the chief alone
         keras.utils.set_random_seed(config.seed)
-        plain = task.build_model(config, datasets.meta)  # outside the strategy
+        plain = train.build(task, config, datasets.meta)  # outside the strategy
         writer = tf.summary.create_file_writer(state.paths["logs"])
 
     num_replicas = strategy.num_replicas_in_sync

@@ -293,6 +293,18 @@ def metric_callbacks(task, datasets, config, config_of=None):
                               datasets.meta)]
 
 
+def build(task, config, meta):
+    """``task.build_model(config, meta)`` with its layers made under the config's
+    ``precision`` (a Keras dtype policy, saved with each layer); the global policy is
+    restored afterwards."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(getattr(config, "precision", "float32"))
+    try:
+        return task.build_model(config, meta)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     """Trains ``task``'s model on ``datasets`` in ``workdir``, resuming if possible.
 
@@ -311,7 +323,7 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
         model = keras.models.load_model(state.paths["last"])
     else:
         keras.utils.set_random_seed(config.seed)
-        model = task.build_model(config, datasets.meta)
+        model = build(task, config, datasets.meta)
     if not state.done:
         with warnings.catch_warnings():
             # tf.data inputs are shuffled in the chain; bucketed datasets have no length.

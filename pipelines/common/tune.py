@@ -34,7 +34,7 @@ def search(task, config, datasets, workdir, tuner="random", max_trials=10, verbo
 
     def build(hp):
         trial_config = task.search_space(hp, config)
-        model = task.build_model(trial_config, meta)
+        model = train.build(task, trial_config, meta)
         trial_configs.clear()  # one trial at a time in this process
         trial_configs[id(model)] = trial_config
         return model

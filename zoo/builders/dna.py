@@ -69,16 +69,18 @@ def build_base_model(num_outputs, per_base=True, head="softmax", encoding="one_h
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     if per_base:
         if head == "crf":
-            scores = keras.layers.Dense(num_outputs, name="emissions")(x)
-            outputs = CRF(name="crf")(scores, mask=mask)
+            scores = keras.layers.Dense(num_outputs, dtype="float32", name="emissions")(x)
+            outputs = CRF(dtype="float32", name="crf")(scores, mask=mask)
         else:
-            outputs = keras.layers.Dense(num_outputs, activation="softmax", name="tags")(x)
+            outputs = keras.layers.Dense(num_outputs, activation="softmax", dtype="float32",
+                                         name="tags")(x)
         return keras.Model(bases, outputs, name=name)
     if pooling != "last":
         x = MaskedPooling(pooling, name="pooling")(x, mask=mask)
     if regression:
-        outputs = keras.layers.Dense(1, name="value")(x)
-        outputs = keras.layers.Reshape((), name="squeeze")(outputs)
+        outputs = keras.layers.Dense(1, dtype="float32", name="value")(x)
+        outputs = keras.layers.Reshape((), dtype="float32", name="squeeze")(outputs)
     else:
-        outputs = keras.layers.Dense(num_outputs, activation="softmax", name="classes")(x)
+        outputs = keras.layers.Dense(num_outputs, activation="softmax", dtype="float32",
+                                     name="classes")(x)
     return keras.Model(bases, outputs, name=name)

@@ -69,7 +69,7 @@ def build_encoder_decoder(source_vocab, target_vocab, embedding_dim=64, cell="ls
     decoder = Recurrent(zoo_cells.get(cell, 2 * units), return_sequences=True, return_state=True,
                         name="decoder")
     drop = keras.layers.Dropout(dropout, name="dropout")
-    logits_layer = keras.layers.Dense(target_vocab, name="logits")
+    logits_layer = keras.layers.Dense(target_vocab, dtype="float32", name="logits")
     if attention != "none":
         score = (AdditiveAttention(attention_units, name="attention") if attention == "additive"
                  else MultiplicativeAttention(name="attention"))

@@ -47,7 +47,8 @@ class StartTokenEmbedding(keras.layers.Layer):
         self.output_dim = output_dim
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.embedding = keras.layers.Embedding(
-            input_dim, output_dim, embeddings_initializer=self.embeddings_initializer, name="table"
+            input_dim, output_dim, embeddings_initializer=self.embeddings_initializer,
+            dtype=self.dtype_policy, name="table"  # mixed precision survives loading
         )
 
     def build(self, ids_shape):
@@ -94,7 +95,7 @@ def _stack(inputs, embedding, cell, units_list, dropout, cell_kwargs, output_siz
         for i, n in enumerate(units_list)
     ]
     dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}") for i in range(len(units_list))]
-    output = keras.layers.Dense(output_size, name="logits")
+    output = keras.layers.Dense(output_size, dtype="float32", name="logits")
 
     # Functional model.
     x = embedding(inputs)  # (batch, time, embedding_dim)

@@ -153,7 +153,7 @@ def build_sequence_classifier(
                   return_sequences=pooling != "last", name="rnn")
     pool = MaskedPooling(pooling, name="pooling") if pooling != "last" else None
     head_drop = keras.layers.Dropout(dropout, name="head_dropout")
-    head = OutputHead(num_classes, name="head")
+    head = OutputHead(num_classes, dtype="float32", name="head")
 
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = embedding_drop(embedding(token_ids))  # (batch, time, embedding_dim)

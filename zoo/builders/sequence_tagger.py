@@ -52,14 +52,17 @@ class CharEncoder(keras.layers.Layer):
             raise ValueError(f"Expected even features for encoder='rnn'. Received: {features}")
         self.vocab_size, self.embedding_dim, self.features = vocab_size, embedding_dim, features
         self.encoder, self.kernel_size = encoder, kernel_size
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="char_embedding")
+        policy = self.dtype_policy  # the sub-layers': mixed precision survives loading
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, dtype=policy,
+                                                name="char_embedding")
         if encoder == "cnn":
             self.conv = keras.layers.Conv1D(features, kernel_size, padding="same",
-                                            activation="tanh", name="char_conv")
+                                            activation="tanh", dtype=policy, name="char_conv")
         else:
             self.rnn = keras.layers.Bidirectional(
-                Recurrent(zoo_cells.get("gru", features // 2), name="char_gru"),
-                name="char_birnn")
+                Recurrent(zoo_cells.get("gru", features // 2, dtype=policy), dtype=policy,
+                          name="char_gru"),
+                dtype=policy, name="char_birnn")
 
     def build(self, chars_shape):
         self.embedding.build(None)
@@ -181,11 +184,11 @@ def build_sequence_tagger(
                   return_sequences=True, name="rnn")
     head_drop = keras.layers.Dropout(dropout, name="head_dropout")
     if head == "crf":
-        scores = keras.layers.Dense(num_tags, name="emissions")
-        crf = CRF(name="crf")
+        scores = keras.layers.Dense(num_tags, dtype="float32", name="emissions")
+        crf = CRF(dtype="float32", name="crf")
     else:
         scores = keras.layers.Dense(num_tags, activation="sigmoid" if head == "sigmoid" else
-                                    "softmax", name="tag_probabilities")
+                                    "softmax", dtype="float32", name="tag_probabilities")
 
     words = keras.Input(shape=(None,), dtype="int32", name="words")
     chars = keras.Input(shape=(None, None), dtype="int32", name="chars")

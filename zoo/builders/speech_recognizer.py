@@ -197,6 +197,6 @@ def build_speech_recognizer(num_features, num_labels, conv_layers=2, conv_filter
                 return_sequences=True, name="rnn")(x, mask=mask)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    logits = keras.layers.Dense(num_labels + 1, name="logits")(x)
+    logits = keras.layers.Dense(num_labels + 1, dtype="float32", name="logits")(x)
     log_probs = CTCBlankPadding(name="log_probs")(logits, mask)
     return keras.Model({"features": features, "length": length}, log_probs, name=name)

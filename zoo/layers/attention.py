@@ -70,9 +70,10 @@ class AdditiveAttention(_Attention):
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"Expected units >= 1. Received: units={units!r}")
         self.units = units
-        self.query_dense = keras.layers.Dense(units, use_bias=False, name="W_s")
-        self.value_dense = keras.layers.Dense(units, name="W_a")  # its bias is b
-        self.score_dense = keras.layers.Dense(1, use_bias=False, name="v")
+        policy = self.dtype_policy  # the sub-layers': mixed precision survives loading
+        self.query_dense = keras.layers.Dense(units, use_bias=False, dtype=policy, name="W_s")
+        self.value_dense = keras.layers.Dense(units, dtype=policy, name="W_a")  # its bias is b
+        self.score_dense = keras.layers.Dense(1, use_bias=False, dtype=policy, name="v")
 
     def build(self, query_shape, values_shape, mask_shape=None):
         self.query_dense.build(query_shape)

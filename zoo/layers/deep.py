@@ -70,17 +70,20 @@ class DeepRNN(keras.layers.Layer):
 
         self.recurrent_layers = []
         for i, (n, bidi) in enumerate(zip(units_list, bidi_list)):
+            # Sub-layers take this layer's dtype policy (mixed precision survives loading).
+            policy = self.dtype_policy
             layer = Recurrent(
-                zoo_cells.get(cell, n, **self.cell_kwargs),
+                zoo_cells.get(cell, n, dtype=policy, **self.cell_kwargs),
                 return_sequences=return_sequences or i < num_layers - 1,
+                dtype=policy,
                 name=f"{cell}_{i}",
             )
             if bidi:
-                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
+                layer = keras.layers.Bidirectional(layer, dtype=policy, name=f"bidirectional_{i}")
             self.recurrent_layers.append(layer)
-        self.dropout_layer = keras.layers.Dropout(dropout) if dropout > 0 else None
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy) if dropout > 0 else None
         self.dense_layers = [
-            keras.layers.Dense(d, activation=dense_activation, name=f"dense_{i}")
+            keras.layers.Dense(d, activation=dense_activation, dtype=policy, name=f"dense_{i}")
             for i, d in enumerate(self.dense_units)
         ]
 

@@ -33,7 +33,8 @@ class OutputHead(keras.layers.Layer):
         self.activation = activation
         self.per_step = per_step
         self.supports_masking = True
-        self.dense = keras.layers.Dense(num_classes, activation=activation, name="g2")
+        self.dense = keras.layers.Dense(num_classes, activation=activation,
+                                        dtype=self.dtype_policy, name="g2")
 
     def build(self, input_shape):
         self.dense.build(input_shape[:1] + input_shape[-1:])

@@ -108,6 +108,10 @@ class Recurrent(keras.layers.Layer):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         batch = ops.shape(sequences)[0]
+        # Mixed precision (a bfloat16 / float16 compute dtype): the input projection runs
+        # in it, the recurrence (states, gates, a<t-1> @ U) in float32, so the states that
+        # accumulate over time are not rounded at every step; outputs come back in it.
+        loop_dtype = "float32" if self.compute_dtype in ("bfloat16", "float16") else self.compute_dtype
         if initial_state is None:
             states = self.cell.get_initial_state(batch)
         else:
@@ -117,7 +121,7 @@ class Recurrent(keras.layers.Layer):
                     f"{type(self.cell).__name__} has {self.num_states} state(s); "
                     f"received {len(states)} initial state tensor(s)."
                 )
-            states = [ops.cast(s, self.compute_dtype) for s in states]
+        states = [ops.cast(s, loop_dtype) for s in states]
 
         x = ops.transpose(sequences, (1, 0, 2))  # (time, batch, input_dim)
         step_mask = None
@@ -127,7 +131,7 @@ class Recurrent(keras.layers.Layer):
             x = ops.flip(x, axis=0)
             if step_mask is not None:
                 step_mask = ops.flip(step_mask, axis=0)
-        projected = self.cell.input_projection(x)  # (time, batch, G*units)
+        projected = ops.cast(self.cell.input_projection(x), loop_dtype)  # (time, batch, G*units)
 
         if fused_recurrence.supports(self.cell):
             a_seq, final_states = fused_recurrence.run(self.cell, projected, states, step_mask)
@@ -147,8 +151,9 @@ class Recurrent(keras.layers.Layer):
             output = ops.transpose(outputs, (1, 0, 2))  # (batch, time, units)
         else:
             output = last_output
+        output = ops.cast(output, self.compute_dtype)
         if self.return_state:
-            return [output] + list(final_states)
+            return [output] + [ops.cast(s, self.compute_dtype) for s in final_states]
         return output
 
     def get_config(self):
