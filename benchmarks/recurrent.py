@@ -3,6 +3,7 @@
     python benchmarks/recurrent.py                 # full run (about 30 min on 2 busy cores)
     python benchmarks/recurrent.py --quick         # sanity run, about 2 minutes
     python benchmarks/recurrent.py --only lstm --shapes 64x100x128x256 --modes train
+    python benchmarks/recurrent.py --precision ...  # + rows under the mixed_bfloat16 policy
 
 For every shape and mode (``forward`` only; ``train`` = forward + backward + Adam step
 with ``model(x, training=True)``, as ``fit`` calls it; ``train-noflag`` the same step
@@ -73,6 +74,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-torch", action="store_true", help="skip the torch.nn rows")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
+    p.add_argument("--precision", action="store_true",
+                   help="extra rows: each zoo row built under the mixed_bfloat16 policy")
     args = p.parse_args(argv)
     if args.quick:
         args.shapes = args.shapes or QUICK_SHAPES
@@ -164,7 +167,7 @@ def tf_runner(tf, keras, build_layer, shape, mode):
     @tf.function
     def train_step(x):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, **flag)))
+            loss = tf.reduce_mean(tf.square(tf.cast(model(x, **flag), "float32")))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss
@@ -179,6 +182,18 @@ def zoo_layer(keras, zoo, row, units):
     if form == "bi":
         return keras.layers.Bidirectional(zoo.layers.Recurrent(zoo.cells.get(cell, units)))
     return zoo.layers.DeepRNN(cell, units=units, num_layers=2)
+
+
+def under_policy(keras, policy, build):
+    """``build`` with the layers it makes under the Keras dtype ``policy``."""
+    def make():
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            return build()
+        finally:
+            keras.config.set_dtype_policy(previous)
+    return make
 
 
 def keras_layer(keras, row, units):
@@ -392,6 +407,10 @@ def run_group(args, tf, keras, zoo, torch, rows, shape, mode, peak):
     runners = {}  # (framework, row name) -> (one timed round, peak memory of one step)
     for row in rows:
         runners[("zoo", row_name(row))] = tf_timers(tf_runner(tf, keras, lambda: zoo_layer(keras, zoo, row, n), shape, mode), shape)
+        if args.precision:
+            runners[("zoo-bf16", row_name(row))] = tf_timers(tf_runner(
+                tf, keras, under_policy(keras, "mixed_bfloat16", lambda: zoo_layer(keras, zoo, row, n)),
+                shape, mode), shape)
         peer = (FAMILY[row[0]], row[1])
         if ("keras", row_name(peer)) not in runners:
             runners[("keras", row_name(peer))] = tf_timers(
@@ -440,6 +459,14 @@ def run_group(args, tf, keras, zoo, torch, rows, shape, mode, peak):
             )
         print(line)
         out.append({"shape": shape, "mode": mode, "row": name, "zoo": z, "keras": k, "torch": tr})
+    if args.precision:
+        print("\n| layer | zoo float32 steps/s | zoo mixed_bfloat16 steps/s | bf16 / float32 |")
+        print("|---|---|---|---|")
+        for row in rows:
+            name = row_name(row)
+            z, h = med[("zoo", name)], med[("zoo-bf16", name)]
+            print(f"| {name} | {z:,.0f} | {h:,.0f} | {h / z:.2f} |")
+            out.append({"shape": shape, "mode": mode, "row": name + " mixed_bfloat16", "zoo": h})
     sys.stdout.flush()
     return out
 
