@@ -109,8 +109,9 @@ class Recurrent(keras.layers.Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         batch = ops.shape(sequences)[0]
         # Mixed precision (a bfloat16 / float16 compute dtype): the input projection runs
-        # in it, the recurrence (states, gates, a<t-1> @ U) in float32, so the states that
-        # accumulate over time are not rounded at every step; outputs come back in it.
+        # in it; the recurrence (states, gates, a<t-1> @ U with U read rounded to it, as
+        # Keras autocasts weights) in float32, so the states that accumulate over time are
+        # not rounded at every step; outputs come back in the compute dtype.
         loop_dtype = "float32" if self.compute_dtype in ("bfloat16", "float16") else self.compute_dtype
         if initial_state is None:
             states = self.cell.get_initial_state(batch)
