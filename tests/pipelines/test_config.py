@@ -124,6 +124,8 @@ def test_every_enumerated_field_of_every_task_is_checked():
         ("NerConfig", "head"): ["crf", "softmax"],
         ("CharLMConfig", "cell"): sorted(config_lib.CELL_NAMES),
         ("CharLMConfig", "level"): ["char", "word"],
+        **{(cls, "precision"): ["float32", "mixed_bfloat16"]
+           for cls in ("SentimentConfig", "NerConfig", "CharLMConfig")},
     }
 
 
