@@ -108,11 +108,6 @@ class Recurrent(keras.layers.Layer):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         batch = ops.shape(sequences)[0]
-        # Mixed precision (a bfloat16 / float16 compute dtype): the input projection runs
-        # in it; the recurrence (states, gates, a<t-1> @ U with U read rounded to it, as
-        # Keras autocasts weights) in float32, so the states that accumulate over time are
-        # not rounded at every step; outputs come back in the compute dtype.
-        loop_dtype = "float32" if self.compute_dtype in ("bfloat16", "float16") else self.compute_dtype
         if initial_state is None:
             states = self.cell.get_initial_state(batch)
         else:
@@ -122,7 +117,6 @@ class Recurrent(keras.layers.Layer):
                     f"{type(self.cell).__name__} has {self.num_states} state(s); "
                     f"received {len(states)} initial state tensor(s)."
                 )
-        states = [ops.cast(s, loop_dtype) for s in states]
 
         x = ops.transpose(sequences, (1, 0, 2))  # (time, batch, input_dim)
         step_mask = None
@@ -132,7 +126,15 @@ class Recurrent(keras.layers.Layer):
             x = ops.flip(x, axis=0)
             if step_mask is not None:
                 step_mask = ops.flip(step_mask, axis=0)
-        projected = ops.cast(self.cell.input_projection(x), loop_dtype)  # (time, batch, G*units)
+        projected = self.cell.input_projection(x)  # (time, batch, G*units)
+        # Mixed precision (the cell computes in bfloat16 / float16): the input projection
+        # runs in it; the recurrence (states, gates, a<t-1> @ U with U read rounded to it,
+        # as Keras autocasts weights) in float32, so the states that accumulate over time
+        # are not rounded at every step; outputs come back in the cell's dtype.
+        out_dtype = keras.backend.standardize_dtype(projected.dtype)
+        loop_dtype = "float32" if out_dtype in ("bfloat16", "float16") else out_dtype
+        projected = ops.cast(projected, loop_dtype)
+        states = [ops.cast(s, loop_dtype) for s in states]
 
         if fused_recurrence.supports(self.cell):
             a_seq, final_states = fused_recurrence.run(self.cell, projected, states, step_mask)
@@ -152,9 +154,9 @@ class Recurrent(keras.layers.Layer):
             output = ops.transpose(outputs, (1, 0, 2))  # (batch, time, units)
         else:
             output = last_output
-        output = ops.cast(output, self.compute_dtype)
+        output = ops.cast(output, out_dtype)
         if self.return_state:
-            return [output] + [ops.cast(s, self.compute_dtype) for s in final_states]
+            return [output] + [ops.cast(s, out_dtype) for s in final_states]
         return output
 
     def get_config(self):
