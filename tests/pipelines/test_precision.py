@@ -14,7 +14,7 @@ from pipelines.common import export, train
 from tests.pipelines.conftest import run_cli
 from tests.pipelines.test_contract import NAMES
 
-FAST = {"sentiment", "ner", "char_lm"}  # the others: slow (their data steps take minutes)
+FAST = {"char_lm"}  # the others: slow (their data steps take 10 s to minutes)
 
 
 @pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
