@@ -40,6 +40,7 @@ def test_pieces_cut_words_and_glue_back_to_the_word_level_text(numbers):
     assert odd[-1] == b"[UNK]" and b"".join(odd[:-1]).replace(b"##", b"") == b"quarante"
 
 
+@pytest.mark.slow  # about 80 s; the word-level translation export runs in test_contract by default
 def test_a_subword_model_trains_exports_and_serves_with_no_project_code(tmp_path, capsys):
     workdir, export_dir = str(tmp_path / "w"), str(tmp_path / "saved_models")
     overrides = ["--set", "data=numbers", "--set", "num_examples=400", "--set", "level=subword",
