@@ -21,6 +21,7 @@ decoding: the most probable word by CTC). One JSON line at the end (also ``--out
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -42,6 +43,9 @@ def parse_args(argv):
     p.add_argument("--word-lm", action="store_true",
                    help="also decode with a char_lm trained on the test words' vocabulary "
                         "(the ten digit words) rescoring the beam's top paths")
+    p.add_argument("--members", type=int, default=1,
+                   help="train this many models (seeds seed, seed+1, ...) and test their "
+                        "ensemble (the mean of their frame posteriors, speech.model.combine)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", help="also write the JSON result here")
     return p.parse_args(argv)
@@ -73,6 +77,30 @@ def word_lm_report(model, test, config, meta):
     return {k: report[k] for k in ("wer", "cer", "utterance_accuracy", "decoder", "mistakes")}
 
 
+def train_one(model, datasets, args):
+    """(model with its best validation weights, history rows, best (val_loss, epoch)):
+    epochs until ``--minutes`` or ``--patience``, the learning rate halved after every
+    ``--halve-after`` epochs without progress."""
+    trained, history, best, waited = 0.0, [], None, 0
+    while trained < args.minutes * 60 and waited < args.patience:
+        start = time.time()
+        fit = model.fit(datasets.train, validation_data=datasets.valid, epochs=1, verbose=0)
+        trained += time.time() - start
+        row = {"epoch": len(history) + 1, "train_minutes": round(trained / 60, 2),
+               "loss": round(fit.history["loss"][-1], 3),
+               "val_loss": round(fit.history["val_loss"][-1], 3)}
+        history.append(row)
+        print(json.dumps(row), flush=True)
+        if best is None or row["val_loss"] < best[0]:
+            best, waited = (row["val_loss"], row["epoch"], model.get_weights()), 0
+        else:
+            waited += 1
+            if waited % args.halve_after == 0:
+                model.optimizer.learning_rate.assign(model.optimizer.learning_rate * 0.5)
+    model.set_weights(best[2])
+    return model, history, best[:2]
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -96,47 +124,45 @@ def main(argv=None):
     datasets = data.make_datasets(config)
     test_clips = data.load_clips(fsdd)[0]["test"] if args.synthetic else None
     test = (data.make_dataset(test_clips, fsdd)[0] if args.synthetic else datasets.test)
-    model = sp_model.build_model(config, datasets.meta)
     print(f"{protocol}: {json.dumps(config_lib.to_dict(config))}", flush=True)
     print(f"data: {json.dumps(datasets.sizes)}", flush=True)
-
-    trained, history, best, waited = 0.0, [], None, 0
-    while trained < args.minutes * 60 and waited < args.patience:
-        start = time.time()
-        fit = model.fit(datasets.train, validation_data=datasets.valid, epochs=1, verbose=0)
-        trained += time.time() - start
-        row = {"epoch": len(history) + 1, "train_minutes": round(trained / 60, 2),
-               "loss": round(fit.history["loss"][-1], 3),
-               "val_loss": round(fit.history["val_loss"][-1], 3)}
-        history.append(row)
-        print(json.dumps(row), flush=True)
-        if best is None or row["val_loss"] < best[0]:
-            best, waited = (row["val_loss"], row["epoch"], model.get_weights()), 0
-        else:
-            waited += 1
-            if waited % args.halve_after == 0:
-                model.optimizer.learning_rate.assign(model.optimizer.learning_rate * 0.5)
-    model.set_weights(best[2])
+    members, histories = [], []
+    for k in range(args.members):
+        member_config = dataclasses.replace(config, seed=config.seed + k)
+        keras.utils.set_random_seed(member_config.seed)
+        model, history, best = train_one(sp_model.build_model(member_config, datasets.meta),
+                                         datasets, args)
+        members.append(model)
+        histories.append(history)
+    model = members[0] if len(members) == 1 else sp_model.combine(members, config, datasets.meta)
     tested = fsdd if args.synthetic else config
     report = sp_model.evaluate(model, test, tested, datasets.meta)
     # Isolated-word decoding: the transcript is the most probable of the ten digit
     # words (decoder="choices"), the closed-vocabulary setting FSDD is.
-    import dataclasses
-
     choices = sp_model.evaluate(model, test, dataclasses.replace(
         tested, decoder="choices", choices=data.DIGITS), datasets.meta)
     with_lm = None
     if args.word_lm:
         with_lm = word_lm_report(model, test, tested, datasets.meta)
     result = {"benchmark": "speech fsdd", "protocol": protocol, "config": config_lib.to_dict(config),
-              "sizes": datasets.sizes, "history": history, "best_epoch": best[1],
-              "train_minutes": history[-1]["train_minutes"],
+              "sizes": datasets.sizes, "members": len(members),
+              "history": histories[0] if len(histories) == 1 else histories,
+              "best_epoch": [max(h, key=lambda r: -r["val_loss"])["epoch"] for h in histories],
+              "train_minutes": round(sum(h[-1]["train_minutes"] for h in histories), 2),
               **{k: report[k] for k in ("wer", "cer", "utterance_accuracy", "utterances", "decoder")},
               "transcripts": report["transcripts"], "mistakes": report["mistakes"]}
     result["with_choices"] = {k: choices[k] for k in ("wer", "cer", "utterance_accuracy",
                                                        "decoder", "mistakes")}
     if with_lm is not None:
         result["with_word_lm"] = with_lm
+    if len(members) > 1:
+        alone = []
+        for member in members:
+            r = sp_model.evaluate(member, test, tested, datasets.meta)
+            c = sp_model.evaluate(member, test, dataclasses.replace(
+                tested, decoder="choices", choices=data.DIGITS), datasets.meta)
+            alone.append({"wer": r["wer"], "choices_wer": c["wer"]})
+        result["members_alone"] = alone
     return emit(result, args.out)
 
 

@@ -341,20 +341,27 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     return model, state.finish(model)
 
 
-def mean_of_members(members, name):
-    """One classifier from trained ``members`` (models with the same inputs, outputs
-    (batch, K) probabilities): the same inputs -> the mean of their probabilities,
-    compiled for evaluation (sparse categorical cross-entropy, accuracy); a task's
-    ``combine``."""
+def mean_of_members(members, name, log_probabilities=False,
+                    loss="sparse_categorical_crossentropy", metrics=("accuracy",)):
+    """One model from trained ``members`` (models with the same inputs and outputs of
+    one shape: (batch, K) probabilities, or with ``log_probabilities`` log-probabilities
+    of any shape (..., K)): the same inputs -> the mean of their probabilities (as
+    log-probabilities with ``log_probabilities``: ``zoo.layers.LogMeanExp``), compiled
+    for evaluation with ``loss`` and ``metrics``; a task's ``combine``."""
+    from zoo.layers import LogMeanExp
+
     template = members[0].input
     inputs = keras.tree.map_structure(
         lambda t: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name), template)
     # Each member is re-wrapped under a unique name (they were all built alike).
     outputs = [keras.Model(m.input, m.output, name=f"member_{k}")(inputs)
                for k, m in enumerate(members, 1)]
-    mean = keras.layers.Average(name="ensemble_mean")(outputs)
+    if log_probabilities:
+        mean = LogMeanExp(name="ensemble_mean", dtype="float32")(outputs)
+    else:
+        mean = keras.layers.Average(name="ensemble_mean")(outputs)
     model = keras.Model(inputs, mean, name=name)
-    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(loss=loss, metrics=list(metrics))
     model.optimizer.build(model.trainable_variables)  # saved and loaded alike (no warning)
     return model
 

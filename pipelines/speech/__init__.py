@@ -16,4 +16,5 @@ TASK = Task(
     # predict: each --file (or --text) is a WAV file or a folder of them.
     predict_input=inputs.whole_files("audio", suffixes=(".wav",)),
     monitor="val_loss",
+    combine=lazy(_MODEL, "combine"),
 )

@@ -65,6 +65,9 @@ class SpeechConfig(BaseConfig):
     units: Annotated[int, AtLeast1] = 128
     num_layers: Annotated[int, AtLeast1] = 2
     dropout: Annotated[float, Fraction] = 0.2
+    # ensemble > 1: that many models trained one after the other (seeds seed, seed+1,
+    # ...); the exported model averages their frame posteriors (``train.fit_ensemble``).
+    ensemble: Annotated[int, AtLeast1] = 1
     learning_rate: Annotated[float, Range(0, low_open=True)] = 2e-3
     clipnorm: Annotated[float, NonNegative] = 5.0
     batch_size: Annotated[int, AtLeast1] = 32

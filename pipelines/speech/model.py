@@ -44,6 +44,16 @@ def build_model(config, meta):
     return model
 
 
+def combine(members, config, meta):
+    """An ensemble's model: the members' inputs -> the mean of their frame posteriors
+    as log ŷ (``zoo.layers.LogMeanExp``), so decoding and the CTC loss read it as one
+    model's output."""
+    from pipelines.common import train
+
+    return train.mean_of_members(members, "speech_ensemble", log_probabilities=True,
+                                 loss=sr.CTCLoss(), metrics=())
+
+
 def search_space(hp, config):
     """The config with the tuned fields drawn from ``hp``: cell, units, depth, dropout,
     learning rate (as the language models) and the front-end's time reduction (those its

@@ -219,3 +219,25 @@ def test_the_choices_decoder_defaults_to_the_training_transcripts():
 
     with pytest.raises(DataError, match="decoder=choices needs --set choices="):
         sp_model.Decoder(config, meta={"choices": []})
+
+
+def test_an_ensemble_averages_frame_posteriors_saves_loads_and_serves(tmp_path):
+    meta = {"alphabet": data.ALPHABET}
+    first = sp_model.build_model(dataclasses.replace(SMALL, seed=0), meta)
+    second = sp_model.build_model(dataclasses.replace(SMALL, seed=1), meta)
+    model = sp_model.combine([first, second], SMALL, meta)
+    rng = np.random.RandomState(2)
+    inputs = {"features": rng.randn(2, 30, SMALL.n_mels).astype(np.float32),
+              "length": np.array([30, 17], np.int32)}
+    p1, p2 = (np.exp(m(inputs, training=False).numpy()) for m in (first, second))
+    assert not np.allclose(p1, p2), "the members are the same model"
+    np.testing.assert_allclose(np.exp(model(inputs, training=False).numpy()), (p1 + p2) / 2,
+                               rtol=1e-4, atol=1e-6)
+    path = str(tmp_path / "ensemble.keras")
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)
+    np.testing.assert_allclose(loaded(inputs, training=False).numpy(),
+                               model(inputs, training=False).numpy(), atol=1e-5)
+    out = sp_model.Recognizer(loaded, SMALL).transcribe(tf.constant([_wav(), b"not a wav"]))
+    assert out["ok"].numpy().tolist() == [True, False]
+    assert set(out["transcript"].numpy()[0].decode()) <= set(data.ALPHABET)

@@ -78,3 +78,21 @@ def test_spec_augment_masks_runs_within_the_limits_and_only_in_training():
         if len(masked_frames):
             assert np.ptp(masked_frames) == len(masked_frames) - 1  # one run
     assert (out == 0).any()
+
+
+def test_log_mean_exp_is_the_log_of_the_mean_probability_and_a_distribution():
+    import keras
+
+    import zoo.layers
+
+    rng = np.random.RandomState(0)
+    members = [tf.nn.log_softmax(rng.randn(2, 5, 4) * 4).numpy() for _ in range(3)]
+    members[2][0, 0] = [0.0, -1e4, -1e4, -1e4]  # a padding frame: the blank only
+    out = zoo.layers.LogMeanExp()(members).numpy()
+    expected = np.log(np.mean([np.exp(m.astype(np.float64)) for m in members], axis=0))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.exp(out).sum(-1), 1.0, rtol=1e-5)
+    single = zoo.layers.LogMeanExp()(members[:1]).numpy()
+    np.testing.assert_allclose(single, members[0], atol=1e-6)
+    layer = keras.layers.deserialize(keras.layers.serialize(zoo.layers.LogMeanExp(name="m")))
+    assert isinstance(layer, zoo.layers.LogMeanExp) and layer.name == "m"

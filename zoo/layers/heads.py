@@ -63,3 +63,24 @@ class OutputHead(keras.layers.Layer):
             "activation": self.activation,
             "per_step": self.per_step,
         }
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LogMeanExp(keras.layers.Layer):
+    """The mean of K distributions given as log-probabilities, as log-probabilities:
+    log p̄ = log((1/K) Σ_k exp(log p_k)) = logsumexp_k(log p_k) - log K.
+
+    An ensemble of members that output log ŷ (e.g. CTC frame posteriors) averages in
+    probability space and stays a log-distribution, so a decoder or loss written for one
+    member reads the ensemble unchanged.
+
+    Call arguments:
+        inputs: a list of K >= 1 tensors of one shape (..., classes); mask: ignored.
+    """
+
+    def call(self, inputs):
+        stacked = ops.stack([ops.cast(x, self.compute_dtype) for x in inputs], axis=0)
+        return ops.logsumexp(stacked, axis=0) - ops.log(float(len(inputs)))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
