@@ -97,6 +97,7 @@ def test_predict_and_evaluate_through_the_cli(ner_run, tmp_path, capsys):
     assert f"{bad}:2: expected 2 columns" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about 12 s; the default run must stay under 15 min (.ci/run runs it)
 def test_tuning_ranks_trials_by_validation_entity_f1(tmp_path, capsys):
     """The CRF head's loss is per sentence and the softmax head's per token: trials are
     ranked on val_f1, which the task computes after every epoch."""

@@ -44,6 +44,7 @@ def test_ensemble_averages_its_members_and_exports(tmp_path):
     np.testing.assert_allclose(served, model.predict_on_batch(encoded), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # about 18 s; the default run must stay under 15 min (.ci/run runs it)
 def test_interrupted_ensemble_resumes_without_retraining_finished_members(
         tmp_path, monkeypatch, capsys):
     workdir = str(tmp_path / "work")

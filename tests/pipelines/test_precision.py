@@ -41,6 +41,7 @@ def test_the_mixed_model_agrees_with_float32_and_outputs_float32(name, small_run
         np.testing.assert_array_equal(again.numpy(), g.numpy())
 
 
+@pytest.mark.slow  # about 14 s; the default run must stay under 15 min (.ci/run runs it)
 def test_a_mixed_precision_run_trains_exports_and_serves_float32(tmp_path):
     from pipelines.char_lm import TASK
 

@@ -180,6 +180,7 @@ def test_embedded_lines_stay_aligned_when_a_text_cleans_to_nothing(monkeypatch):
     assert kept_lines[1:5] == lines[2:6]
 
 
+@pytest.mark.slow  # about 50 s; the default run must stay under 15 min (.ci/run runs it)
 def test_embedded_confidence_filters_and_weights_training_rows_only():
     confidence = data.read_embedded_confidence()
     assert sum(v is None for v in confidence.values()) == 5460
