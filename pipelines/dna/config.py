@@ -52,7 +52,10 @@ class DNAConfig(BaseConfig):
     num_layers: Annotated[int, AtLeast1] = 2
     dropout: Annotated[float, Fraction] = 0.1
     head: Literal["softmax", "crf"] = "softmax"
-    pooling: Literal["max", "mean", "mean_max", "last"] = "mean_max"
+    # per_sequence readout: pooled over the bases, the last state, or "flatten" (every
+    # position's state, a weight per position: sequences of one length only; the
+    # export refuses other lengths with an InvalidArgumentError).
+    pooling: Literal["max", "mean", "mean_max", "last", "flatten"] = "mean_max"
     learning_rate: Annotated[float, Range(0, low_open=True)] = 2e-3
     clipnorm: Annotated[float, NonNegative] = 5.0
     batch_size: Annotated[int, AtLeast1] = 32

@@ -22,6 +22,7 @@ Splits: per_base, one record: by position (the last ``test_fraction`` tests, the
 seeded, or the ``fold``-th of ``folds`` folds as the test split (cross-validation).
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -182,6 +183,17 @@ def label_space(labels):
     return sorted(set(labels)), False
 
 
+def fixed_length(found, config):
+    """The one length of every sequence for ``pooling="flatten"`` (else None)."""
+    if config.pooling != "flatten":
+        return None
+    lengths = sorted({len(s) for s in found})
+    if len(lengths) != 1 or not lengths[0]:
+        raise DataError(config.data, f"pooling=flatten needs every sequence the same "
+                        f"length; found lengths {lengths[0]} to {lengths[-1]}")
+    return lengths[0]
+
+
 def sequence_splits(found, labels, config):
     from pipelines.common import data as common
 
@@ -215,6 +227,11 @@ def sequence_dataset(found, labels, meta, config, training=False):
             raise DataError(config.data, f"labels {unknown[:5]} were not in training "
                             f"(classes {meta['classes']})")
     encoded = [encode(s) for s in found]
+    length = meta.get("length")
+    for i, b in enumerate(encoded):
+        if length and len(b) != length:
+            raise DataError(config.data, f"sequence {i + 1} has {len(b)} bases; this model "
+                            f"reads sequences of {length} (pooling=flatten)")
     ds = tf.data.Dataset.from_generator(
         lambda: ((b, t) for b, t in zip(encoded, y)),
         output_signature=(tf.TensorSpec((None,), tf.int32),
@@ -241,7 +258,8 @@ def make_datasets(config, meta=None):
         if meta is None:
             classes, regression = label_space(splits["train"][1])
             meta = {"task": "per_sequence", "classes": classes, "regression": regression,
-                    "source": config.data, "examples": splits["test"][0][:3]}
+                    "source": config.data, "examples": splits["test"][0][:3],
+                    "length": fixed_length(found, config)}
         made = {k: sequence_dataset(s, y, meta, config, training=k == "train")
                 for k, (s, y) in splits.items()}
     else:
@@ -260,7 +278,7 @@ def read_split(config, meta, path):
     region (per_base) of a file."""
     if meta["task"] == "per_sequence":
         found, labels = read_labelled(path, config)
-        return sequence_dataset(found, labels, meta, config)[0]
+        return sequence_dataset(found, labels, meta, dataclasses.replace(config, data=path))[0]
     records = read_records(config, path)
     return window_dataset([(encode(r.sequence), r.tags.astype(np.int32)) for r in records],
                           config)[0]

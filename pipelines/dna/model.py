@@ -34,7 +34,8 @@ def build_model(config, meta):
         embedding_dim=config.embedding_dim, conv_layers=config.conv_layers,
         conv_filters=config.conv_filters, conv_kernel=config.conv_kernel, cell=config.cell,
         units=config.units, num_layers=config.num_layers, dropout=config.dropout,
-        pooling=config.pooling, regression=bool(meta.get("regression")), name="dna")
+        pooling=config.pooling, regression=bool(meta.get("regression")),
+        length=meta.get("length"), name="dna")
     if per_base:
         loss, metrics = sequence_tagger.tagger_loss(config.head), []
     elif meta.get("regression"):
@@ -147,6 +148,8 @@ class DNAServer(keras.layers.Layer):
         self.max_bases = config.serve_batch_windows * config.window
         self.classes = list(meta.get("classes") or [])
         self.regression = bool(meta.get("regression"))
+        self.length = meta.get("length")  # a "flatten" model reads this length only
+        self.examples = list(meta.get("examples") or [])
 
     def tag(self, texts):
         """texts (batch,) -> {"tags": (batch, n) int32 tag ids (-1 past a sequence),
@@ -162,8 +165,20 @@ class DNAServer(keras.layers.Layer):
 
     def classify(self, texts):
         """texts (batch,) -> {"probabilities": (batch, K), "label": (batch,) string} or
-        {"value": (batch,)}. An empty sequence is all padding (pooled to zeros)."""
-        ids = graph.encode_bases(tf.convert_to_tensor(texts, tf.string)).to_tensor()
+        {"value": (batch,)}. An empty sequence is all padding (pooled to zeros). A
+        "flatten" model (meta ``length`` L) takes sequences of L bases only: any other
+        length is an InvalidArgumentError "every sequence must have L bases"."""
+        ragged = graph.encode_bases(tf.convert_to_tensor(texts, tf.string))
+        if self.length:
+            lengths = ragged.row_lengths()
+            with tf.control_dependencies([tf.debugging.Assert(
+                    tf.reduce_all(tf.equal(lengths, self.length)),
+                    [f"every sequence must have {self.length} bases (pooling=flatten); "
+                     "lengths:", lengths], summarize=8)]):
+                ragged = tf.identity(ragged)
+            ids = ragged.to_tensor(shape=[None, self.length])
+        else:
+            ids = ragged.to_tensor()
         ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])
         n = tf.shape(ids)[0]
         # An empty batch runs one padding row (layers refuse batch 0), then drops it.
@@ -179,8 +194,9 @@ class DNAServer(keras.layers.Layer):
         if self.per_base:
             return {"serving_default": Endpoint(fn=self.tag, inputs=sequence,
                                                 example={"sequence": ["", "ATGAAACGCATTAGCACC"]})}
+        example = (self.examples[:2] or ["A" * self.length]) if self.length else ["", "ACGTNacgt"]
         return {"serving_default": Endpoint(fn=self.classify, inputs=sequence,
-                                            example={"sequence": ["", "ACGTNacgt"]})}
+                                            example={"sequence": example})}
 
 
 def serving_model(model, config, meta):

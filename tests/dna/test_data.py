@@ -161,3 +161,56 @@ def test_a_crf_head_tags_through_viterbi_in_the_server():
     out = server.tag(tf.constant([seq]))
     want = crf_decode(net(data.encode(seq)[None], training=False)).numpy()[0]
     assert out["tags"].numpy()[0].tolist() == want.tolist()
+
+
+def _splice_file(path, lengths, seed=4):
+    rng = np.random.RandomState(seed)
+    path.write_text("Class, Donor,   Sequence\n" + "".join(
+        f"{'EI' if i % 2 else 'N'},  NAME-{i},   {''.join(rng.choice(list('ACGT'), n))}\n"
+        for i, n in enumerate(lengths)))
+    return str(path)
+
+
+def test_a_flatten_readout_weighs_every_position_and_serves_that_length_only(tmp_path):
+    import tensorflow as tf
+
+    from pipelines.dna import model as dna_model
+
+    uci = _splice_file(tmp_path / "splice.csv", [30] * 40)
+    config = dataclasses.replace(PRESETS["splice"], data=uci, pooling="flatten", units=4,
+                                 conv_filters=4, dropout=0.0, max_examples=0)
+    made = data.make_datasets(config)
+    assert made.meta["length"] == 30
+    net = dna_model.build_model(config, made.meta)
+    assert net.input_shape == (None, 30)
+    assert net.get_layer("classes").kernel.shape == (30 * 2 * 4, 2)  # a weight per position
+    # every position counts: changing one base at either end changes the probabilities
+    seq = "A" * 30
+    out = [net(data.encode(s)[None], training=False).numpy() for s in
+           (seq, "C" + seq[1:], seq[:-1] + "C")]
+    assert not np.allclose(out[0], out[1]) and not np.allclose(out[0], out[2])
+    server = dna_model.DNAServer(net, config, made.meta)
+    got = tf.function(server.classify)(tf.constant([seq, "acgt" * 7 + "RY"]))
+    np.testing.assert_allclose(got["probabilities"].numpy()[0], out[0][0], rtol=1e-5)
+    assert server.classify(tf.constant([], tf.string))["probabilities"].shape == (0, 2)
+    for bad in (["A" * 29], [seq, ""], [seq + "A"]):
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"every sequence must have 30 bases \(pooling=flatten\)"):
+            tf.function(server.classify)(tf.constant(bad))
+    with pytest.raises(ValueError, match=r"^Expected a positive int length with "
+                                         r"pooling='flatten'. Received: length=None$"):
+        dna_model.build_model(config, {**made.meta, "length": None})
+
+
+def test_a_flatten_readout_refuses_files_of_several_lengths_in_one_line(tmp_path, capsys):
+    mixed = _splice_file(tmp_path / "mixed.csv", [30] * 20 + [29] * 20)
+    code = main(TASK, ["train", "--preset", "splice", "--set", "pooling=flatten", "--data", mixed,
+                       "--workdir", str(tmp_path / "w"), "-q"])
+    assert code == 2 and capsys.readouterr().err == (
+        f"error: {mixed}: pooling=flatten needs every sequence the same length; found "
+        f"lengths 29 to 30\n")
+    config = dataclasses.replace(PRESETS["splice"], data="train.csv", pooling="flatten")
+    with pytest.raises(data.DataError, match=rf"^{mixed}: sequence 21 has 29 bases; this model reads "
+                                             r"sequences of 30 \(pooling=flatten\)$"):
+        data.read_split(config, {"task": "per_sequence", "classes": ["EI", "N"],
+                                 "regression": False, "length": 30}, mixed)

@@ -6,6 +6,8 @@ sequence (many-to-one).
     a<t> = DeepRNN(h), bidirectional            (batch, T, 2 * units), masked where b<t> = 0
     per base:     ŷ<t> = softmax(W a<t> + b)  or  ψ = CRF(W a<t> + b)      (batch, T, K) / (batch, T, K, K)
     per sequence: p = pool_t a<t>;  ŷ = softmax(W p + b)  or  ŷ = w·p + b  (batch, K) / (batch,)
+                  pooling "flatten" (fixed length L): p = [a<1>; ...; a<L>]  (batch, L * 2 * units),
+                  a weight per position (a splice site sits at a fixed offset)
 
 Losses: per base ``zoo.builders.sequence_tagger.tagger_loss`` (targets -1 at padding);
 per sequence sparse cross-entropy or mean squared error.
@@ -41,7 +43,7 @@ class BaseMask(keras.layers.Layer):
 def build_base_model(num_outputs, per_base=True, head="softmax", encoding="one_hot",
                      embedding_dim=8, conv_layers=1, conv_filters=64, conv_kernel=9,
                      cell="lstm", units=64, num_layers=2, dropout=0.1, pooling="mean_max",
-                     regression=False, name="dna"):
+                     regression=False, length=None, name="dna"):
     """The functional model ``bases (batch, T) int32 -> outputs`` (module docstring).
 
     Args:
@@ -50,10 +52,16 @@ def build_base_model(num_outputs, per_base=True, head="softmax", encoding="one_h
         head: "softmax" or "crf" (per base); encoding: "one_hot" or "embedding".
         conv_layers, conv_filters, conv_kernel: the convolutional front-end (0 = none).
         cell, units, num_layers, dropout: the bidirectional ``zoo.layers.DeepRNN``.
-        pooling: per sequence: "max", "mean", "mean_max" over real bases, or "last".
+        pooling: per sequence: "max", "mean", "mean_max" over real bases, "last", or
+            "flatten" (every position's a<t>; needs ``length``).
+        length: the one sequence length L of a "flatten" model (its input is (batch, L)).
         regression: per sequence: one value (linear) instead of class probabilities.
     """
-    bases = keras.Input(shape=(None,), dtype="int32", name="bases")
+    flatten = not per_base and pooling == "flatten"
+    if flatten and not (isinstance(length, int) and length > 0):
+        raise ValueError(f"Expected a positive int length with pooling='flatten'. "
+                         f"Received: length={length!r}")
+    bases = keras.Input(shape=(length if flatten else None,), dtype="int32", name="bases")
     mask = BaseMask(name="base_mask")(bases)
     if encoding == "one_hot":
         x = OneHotBases(name="one_hot")(bases)
@@ -64,7 +72,7 @@ def build_base_model(num_outputs, per_base=True, head="softmax", encoding="one_h
                                 name=f"conv_{i}")(x)
     last = per_base or pooling != "last"
     x = DeepRNN(cell, units, num_layers, bidirectional=True, dropout=dropout,
-                return_sequences=last, name="rnn")(x, mask=mask)
+                return_sequences=last, name="rnn")(x, mask=None if flatten else mask)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     if per_base:
@@ -75,7 +83,9 @@ def build_base_model(num_outputs, per_base=True, head="softmax", encoding="one_h
             outputs = keras.layers.Dense(num_outputs, activation="softmax", dtype="float32",
                                          name="tags")(x)
         return keras.Model(bases, outputs, name=name)
-    if pooling != "last":
+    if flatten:
+        x = keras.layers.Flatten(name="flatten")(x)
+    elif pooling != "last":
         x = MaskedPooling(pooling, name="pooling")(x, mask=mask)
     if regression:
         outputs = keras.layers.Dense(1, dtype="float32", name="value")(x)
