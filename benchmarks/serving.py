@@ -2,6 +2,8 @@
 
     python benchmarks/serving.py --export-dir DIR [--tasks sentiment,ner,...] [--calls 200] [--out FILE]
     python benchmarks/serving.py --train-small WORKDIR [--tasks ...] [--calls 20]
+    python benchmarks/serving.py --train-small WORKDIR --train-preset default \
+        --train-set epochs=1 --train-set sentiment:max_examples=3000 ...
 
 For the newest version of each task under ``--export-dir`` (default ``saved_models``):
 ``serving_default`` latency of one request (batch 1, p50 / p99 of ``--calls`` calls after
@@ -26,6 +28,9 @@ tensorflow_text if installed), with ``zoo``, ``pipelines`` and ``benchmarks`` bl
 ``--train-small WORKDIR`` first trains the ``small`` preset of each task into
 ``WORKDIR/<task>`` and exports it into ``WORKDIR/saved_models`` (or ``--export-dir``)
 through the command line; a task already trained there and exported is not redone.
+``--train-preset`` trains another preset instead (``default``: the architecture users
+get, so its latency is theirs), and ``--train-set [task:]KEY=VALUE`` shortens the run
+(latency depends on the architecture, not on how long it trained).
 A table, then one JSON line with the CPU and load average (also ``--out``).
 """
 
@@ -56,6 +61,9 @@ def parse_args(argv):
     p.add_argument("--gen-length", type=int, default=200, help="tokens per generated row")
     p.add_argument("--gen-calls", type=int, default=3, help="timed calls per generation figure")
     p.add_argument("--train-small", metavar="WORKDIR", help="train and export the small presets first")
+    p.add_argument("--train-preset", default="small", help="the preset --train-small trains")
+    p.add_argument("--train-set", action="append", default=[], metavar="[TASK:]KEY=VALUE",
+                   help="a config change for --train-small (repeatable; TASK: for one task)")
     p.add_argument("--out", help="also write the JSON result here")
     return p.parse_args(argv)
 
@@ -142,8 +150,9 @@ def child(request_path):
 # ----------------------------------------------------------- the parent: project code
 
 
-def train_small(task, workdir, export_dir):
-    """``train`` then ``export`` of the small preset through the command line."""
+def train_small(task, workdir, export_dir, preset="small", changes=()):
+    """``train`` then ``export`` of ``preset`` through the command line, with the
+    ``[task:]KEY=VALUE`` changes meant for this task."""
     from pipelines.common import export
 
     work = os.path.join(workdir, task)
@@ -151,13 +160,18 @@ def train_small(task, workdir, export_dir):
             os.path.join(export_dir, task)):
         print(f"[{task}] already trained in {work} and exported: kept", flush=True)
         return
+    sets = []
+    for change in changes:
+        owner, setting = change.split(":", 1) if ":" in change.split("=")[0] else ("", change)
+        if owner in ("", task):
+            sets += ["--set", setting]
     for command in ("train", "export"):
         start = time.time()
         code = subprocess.run([sys.executable, "-m", f"pipelines.{task}", command, "--preset",
-                               "small", "--workdir", work, "--export-dir", export_dir, "-q"],
-                              cwd=ROOT).returncode
-        print(f"[{task}] {command} (small preset): exit {code}, {time.time() - start:.0f} s",
-              flush=True)
+                               preset, *(sets if command == "train" else []), "--workdir", work,
+                               "--export-dir", export_dir, "-q"], cwd=ROOT).returncode
+        print(f"[{task}] {command} ({preset} preset {' '.join(sets[1::2])}): exit {code}, "
+              f"{time.time() - start:.0f} s", flush=True)
         if code:
             return
 
@@ -250,7 +264,8 @@ def main(argv=None):
                                      if args.train_small else os.path.join(ROOT, "saved_models"))
     if args.train_small:
         for task in tasks:
-            train_small(task, os.path.abspath(args.train_small), os.path.abspath(export_dir))
+            train_small(task, os.path.abspath(args.train_small), os.path.abspath(export_dir),
+                        args.train_preset, args.train_set)
     rows = []
     for task in tasks:
         if not export.versions(os.path.join(export_dir, task)):
