@@ -190,7 +190,8 @@ def fixed_length(found, config):
     lengths = sorted({len(s) for s in found})
     if len(lengths) != 1 or not lengths[0]:
         raise DataError(config.data, f"pooling=flatten needs every sequence the same "
-                        f"length; found lengths {lengths[0]} to {lengths[-1]}")
+                        f"length; found lengths {lengths[0]} to {lengths[-1]} (--set pooling=mean_max "
+                        f"reads any length)")
     return lengths[0]
 
 

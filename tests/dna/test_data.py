@@ -208,7 +208,7 @@ def test_a_flatten_readout_refuses_files_of_several_lengths_in_one_line(tmp_path
                        "--workdir", str(tmp_path / "w"), "-q"])
     assert code == 2 and capsys.readouterr().err == (
         f"error: {mixed}: pooling=flatten needs every sequence the same length; found "
-        f"lengths 29 to 30\n")
+        f"lengths 29 to 30 (--set pooling=mean_max reads any length)\n")
     config = dataclasses.replace(PRESETS["splice"], data="train.csv", pooling="flatten")
     with pytest.raises(data.DataError, match=rf"^{mixed}: sequence 21 has 29 bases; this model reads "
                                              r"sequences of 30 \(pooling=flatten\)$"):
