@@ -136,22 +136,52 @@ def _with_carry_steps(potentials, steps):
     return ops.concatenate([potentials, ops.cast(pad, potentials.dtype)], axis=1)
 
 
+def _logsumexp(scores, axis):
+    top = tf.stop_gradient(tf.reduce_max(scores, axis=axis, keepdims=True))
+    return tf.math.log(tf.reduce_sum(tf.exp(scores - top), axis=axis)) + tf.squeeze(top, axis)
+
+
 def crf_log_partition(potentials):
     """log Z (batch,) of potentials ψ (batch, T, K, K), by the forward algorithm
     (T = 0 gives log Z = 0: the empty sequence is the only one).
 
-    One step is α[j] = m[j] + log Σ_i exp(α[i] + ψ[i, j] - m[j]), m[j] = max_i: four
-    TensorFlow ops on (batch, K, K) (``tf.foldl``; measured 1.3x faster with its
-    gradient than ``keras.ops.scan`` with ``ops.logsumexp``)."""
-    def step(alpha, psi):  # alpha (batch, K); psi (batch, K, K)
-        scores = alpha[:, :, None] + psi  # (batch, from i, to j)
-        top = tf.stop_gradient(tf.reduce_max(scores, axis=1))  # (batch, K)
-        return tf.math.log(tf.reduce_sum(tf.exp(scores - top[:, None, :]), axis=1)) + top
+    The forward variables are kept normalised (α̂_t = α_t - Σ_{s<=t} d_t, so
+    logsumexp α̂_t = 0) and the gradient is written out (scaled forward-backward), not
+    taken through the loop:
 
+        α̃_t[j] = logsumexp_i(α̂_{t-1}[i] + ψ[t, i, j]);  d_t = logsumexp_j α̃_t[j];
+        α̂_t = α̃_t - d_t;  log Z = Σ_t d_t
+        β̂_T = 0;  β̂_{t-1}[i] = logsumexp_j(ψ[t, i, j] + β̂_t[j]) - d_t
+        ∂ log Z / ∂ψ[t, i, j] = exp(α̂_{t-1}[i] + ψ[t, i, j] + β̂_t[j] - d_t)
+
+    the pairwise marginals P(y_{t-1} = i, y_t = j), every exponent of the size of one
+    step's scores (no cancellation of log Z-sized terms in float32): one reverse
+    ``tf.scan`` and one vectorised product instead of autodiff replaying the loop."""
     potentials = _with_carry_steps(potentials, 1)
-    alpha = tf.foldl(step, tf.transpose(potentials, (1, 0, 2, 3)),
-                     initializer=_initial(potentials))
-    return ops.logsumexp(alpha, axis=1)
+    start = _initial(potentials)  # α̂_0 (batch, K)
+
+    def forward(carry, psi):
+        alpha = _logsumexp(carry[0][:, :, None] + psi, axis=1)  # α̃_t (batch, K)
+        d = _logsumexp(alpha, axis=1)  # (batch,)
+        return alpha - d[:, None], d
+
+    @tf.custom_gradient
+    def log_z(psi):  # psi (T', batch, K, K), time-major
+        alphas, ds = tf.scan(forward, psi, initializer=(start, tf.zeros_like(start[:, 0])))
+
+        def grad(d_total):
+            end = tf.zeros_like(start)
+            betas = tf.scan(lambda beta, x: _logsumexp(x[0] + beta[:, None, :], axis=2) - x[1][:, None],
+                            (psi[1:], ds[1:]), initializer=end, reverse=True)  # β̂_1..β̂_{T'-1}
+            betas = tf.concat([betas, end[None]], axis=0)  # β̂_1..β̂_T'
+            before = tf.concat([start[None], alphas[:-1]], axis=0)  # α̂_0..α̂_{T'-1}
+            marginals = tf.exp(before[:, :, :, None] + psi + betas[:, :, None, :]
+                               - ds[:, :, None, None])  # (T', batch, K, K)
+            return marginals * d_total[None, :, None, None]
+
+        return tf.reduce_sum(ds, axis=0), grad
+
+    return log_z(tf.transpose(potentials, (1, 0, 2, 3)))
 
 
 def crf_sequence_score(potentials, tags):
