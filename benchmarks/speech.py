@@ -45,7 +45,7 @@ def parse_args(argv):
                         "(the ten digit words) rescoring the beam's top paths")
     p.add_argument("--members", type=int, default=1,
                    help="train this many models (seeds seed, seed+1, ...) and test their "
-                        "ensemble (the mean of their frame posteriors, speech.model.combine)")
+                        "ensemble (transcript probabilities averaged, speech.model.combine)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", help="also write the JSON result here")
     return p.parse_args(argv)

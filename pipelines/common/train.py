@@ -342,13 +342,15 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
 
 
 def mean_of_members(members, name, log_probabilities=False,
-                    loss="sparse_categorical_crossentropy", metrics=("accuracy",)):
+                    loss="sparse_categorical_crossentropy", metrics=("accuracy",), stack=False):
     """One model from trained ``members`` (models with the same inputs and outputs of
     one shape: (batch, K) probabilities, or with ``log_probabilities`` log-probabilities
     of any shape (..., K)): the same inputs -> the mean of their probabilities (as
-    log-probabilities with ``log_probabilities``: ``zoo.layers.LogMeanExp``), compiled
-    for evaluation with ``loss`` and ``metrics``; a task's ``combine``."""
-    from zoo.layers import LogMeanExp
+    log-probabilities with ``log_probabilities``: ``zoo.layers.LogMeanExp``), or with
+    ``stack`` their outputs stacked (batch, members, ...) (``zoo.layers.MemberStack``)
+    for a task that combines whole outputs itself; compiled for evaluation with
+    ``loss`` and ``metrics``; a task's ``combine``."""
+    from zoo.layers import LogMeanExp, MemberStack
 
     template = members[0].input
     inputs = keras.tree.map_structure(
@@ -356,7 +358,9 @@ def mean_of_members(members, name, log_probabilities=False,
     # Each member is re-wrapped under a unique name (they were all built alike).
     outputs = [keras.Model(m.input, m.output, name=f"member_{k}")(inputs)
                for k, m in enumerate(members, 1)]
-    if log_probabilities:
+    if stack:
+        mean = MemberStack(name="ensemble_members", dtype="float32")(outputs)
+    elif log_probabilities:
         mean = LogMeanExp(name="ensemble_mean", dtype="float32")(outputs)
     else:
         mean = keras.layers.Average(name="ensemble_mean")(outputs)

@@ -45,13 +45,24 @@ def build_model(config, meta):
 
 
 def combine(members, config, meta):
-    """An ensemble's model: the members' inputs -> the mean of their frame posteriors
-    as log ŷ (``zoo.layers.LogMeanExp``), so decoding and the CTC loss read it as one
-    model's output."""
+    """An ensemble's model: the members' inputs -> their log ŷ stacked (batch, M, T',
+    K + 1) (``zoo.layers.MemberStack``). Transcripts, not frames, are averaged: the
+    decoder scores candidates by (1/M) Σ_m P_m(transcript | x) and the CTC loss is
+    -log of it. (Averaging frame posteriors fails for CTC: members emit a character's
+    spike at different frames, so the mean shows it twice: "six" -> "siix", measured.)"""
     from pipelines.common import train
 
-    return train.mean_of_members(members, "speech_ensemble", log_probabilities=True,
+    return train.mean_of_members(members, "speech_ensemble", stack=True,
                                  loss=sr.CTCLoss(), metrics=())
+
+
+def frame_posteriors(log_probs):
+    """log ŷ (batch, T', K + 1) of one model, or of an ensemble's (batch, M, T', K + 1)
+    the log of the members' mean (for pictures and greedy paths, not decoding)."""
+    if len(log_probs.shape) == 4:
+        return (tf.reduce_logsumexp(log_probs, axis=1)
+                - tf.math.log(tf.cast(tf.shape(log_probs)[1], log_probs.dtype)))
+    return log_probs
 
 
 def search_space(hp, config):
@@ -72,7 +83,11 @@ class Decoder:
     lengths (batch,), scores (batch,)): the config's greedy or beam decoding, with the
     char_lm rescoring when ``lm`` (a ``LanguageModelScorer``) is given; or, with
     ``decoder="choices"``, the transcript c of ``choices`` (default: the training
-    transcripts in ``meta``) with the highest log P_ctc(c | x), scored by it."""
+    transcripts in ``meta``) with the highest log P_ctc(c | x), scored by it.
+
+    An ensemble's log ŷ (batch, M, T', K + 1): every member decodes (its greedy path, or
+    its beam's ``top_paths``), and of all these candidates (or of the choices) the one
+    with the highest log((1/M) Σ_m P_m(c | x)) wins (plus the LM terms with ``lm``)."""
 
     def __init__(self, config, lm=None, meta=None):
         self.strategy = {"greedy": "greedy", "beam": "beam_search"}.get(config.decoder,
@@ -92,25 +107,45 @@ class Decoder:
             self.choice_ids = tf.constant([data.encode_transcript(c) + [-1] * (width - len(c))
                                            for c in choices], tf.int32)
 
+    @staticmethod
+    def _candidate_scores(log_probs, candidates):
+        """log P_ctc(c | x) (batch, C) of candidates (batch, C, n) (ids padded with -1)
+        over all frames (padding frames emit the blank with probability 1); for an
+        ensemble's log ŷ, log of the members' mean probability."""
+        batch, count = tf.shape(candidates)[0], tf.shape(candidates)[1]
+        labels = tf.reshape(candidates, [batch * count, -1])  # (batch * C, n)
+        repeated = tf.repeat(log_probs, count, axis=0)  # (batch * C, [M,] T', K + 1)
+        return -tf.reshape(sr.CTCLoss(reduction=None)(labels, repeated), [batch, count])
+
     def _choose(self, log_probs):
-        """The most probable choice per utterance: -CTC loss of every (utterance, choice)
-        pair over all frames (padding frames emit the blank with probability 1)."""
-        batch, k = tf.shape(log_probs)[0], tf.shape(self.choice_ids)[0]
-        labels = tf.tile(self.choice_ids, [batch, 1])  # (batch * k, n)
-        repeated = tf.repeat(log_probs, k, axis=0)  # (batch * k, T', K + 1)
-        scores = -tf.reshape(sr.CTCLoss(reduction=None)(labels, repeated), [batch, k])
+        """The most probable choice per utterance."""
+        batch = tf.shape(log_probs)[0]
+        candidates = tf.tile(self.choice_ids[None], [batch, 1, 1])  # (batch, k, n)
+        scores = self._candidate_scores(log_probs, candidates)
         best = tf.argmax(scores, axis=1, output_type=tf.int32)
         ids = tf.gather(self.choice_ids, best)
         return (ids, tf.reduce_sum(tf.cast(ids >= 0, tf.int32), axis=1),
                 tf.gather(scores, best, batch_dims=1))
 
-    def __call__(self, log_probs, lengths):
-        if self.strategy == "choices":
-            return self._choose(log_probs)
+    def _ensemble(self, log_probs, lengths):
+        """Every member's decoding as candidates, scored by the whole ensemble."""
+        members = log_probs.shape[1]
+        found = [self._paths(log_probs[:, m], lengths, self.top_paths
+                             if self.strategy == "beam_search" else 1)[0]
+                 for m in range(members)]  # each (paths, batch, frames)
+        candidates = tf.transpose(tf.concat(found, 0), (1, 0, 2))  # (batch, C, frames)
+        scores = self._candidate_scores(log_probs, candidates)  # (batch, C)
+        decoded = tf.transpose(candidates, (1, 0, 2))  # (C, batch, frames)
+        if self.lm is not None:
+            return self._rescore(decoded, scores)
+        best = tf.argmax(scores, axis=1, output_type=tf.int32)
+        return tf.gather(candidates, best, batch_dims=1), tf.gather(scores, best, batch_dims=1)
+
+    def _paths(self, log_probs, lengths, paths):
+        """The decoder's ``paths`` best labellings (paths, batch, frames) of one model's
+        log ŷ and their scores (batch, paths)."""
         batch = tf.shape(log_probs)[0]
         frames = tf.shape(log_probs)[1]
-        paths = 1 if self.strategy == "greedy" else (self.top_paths if self.lm else 1)
-
         # At least one frame: TensorFlow's beam search fails ("Less leaves in the beam
         # search than requested") when a 0-frame clip has fewer labellings than
         # top_paths; the extra frame is a padding one (the blank, certainly).
@@ -129,7 +164,16 @@ class Decoder:
         def empty():
             return (tf.fill([paths, batch, frames], -1), tf.zeros([batch, paths], tf.float32))
 
-        decoded, scores = tf.cond(batch > 0, run, empty)
+        return tf.cond(batch > 0, run, empty)
+
+    def __call__(self, log_probs, lengths):
+        if self.strategy == "choices":
+            return self._choose(log_probs)
+        if len(log_probs.shape) == 4:
+            decoded, scores = self._ensemble(log_probs, lengths)
+            return decoded, tf.reduce_sum(tf.cast(decoded >= 0, tf.int32), axis=1), scores
+        paths = 1 if self.strategy == "greedy" else (self.top_paths if self.lm else 1)
+        decoded, scores = self._paths(log_probs, lengths, paths)
         if paths > 1:
             decoded, scores = self._rescore(decoded, scores)
         else:
@@ -265,6 +309,7 @@ def evaluate(model, dataset, config, meta, examples=3):
     references, hypotheses, losses, shown = [], [], [], []
     for inputs, labels in dataset:
         texts, loss, log_probs = step(inputs, labels)
+        log_probs = frame_posteriors(log_probs)
         refs = [data.decode_ids(row) for row in labels.numpy()]
         hyps = [t.decode("utf-8") for t in texts.numpy()]
         references += refs

@@ -221,7 +221,9 @@ def test_the_choices_decoder_defaults_to_the_training_transcripts():
         sp_model.Decoder(config, meta={"choices": []})
 
 
-def test_an_ensemble_averages_frame_posteriors_saves_loads_and_serves(tmp_path):
+def test_an_ensemble_averages_transcript_probabilities_saves_loads_and_serves(tmp_path):
+    from zoo.builders import speech_recognizer as sr
+
     meta = {"alphabet": data.ALPHABET}
     first = sp_model.build_model(dataclasses.replace(SMALL, seed=0), meta)
     second = sp_model.build_model(dataclasses.replace(SMALL, seed=1), meta)
@@ -229,15 +231,42 @@ def test_an_ensemble_averages_frame_posteriors_saves_loads_and_serves(tmp_path):
     rng = np.random.RandomState(2)
     inputs = {"features": rng.randn(2, 30, SMALL.n_mels).astype(np.float32),
               "length": np.array([30, 17], np.int32)}
-    p1, p2 = (np.exp(m(inputs, training=False).numpy()) for m in (first, second))
-    assert not np.allclose(p1, p2), "the members are the same model"
-    np.testing.assert_allclose(np.exp(model(inputs, training=False).numpy()), (p1 + p2) / 2,
-                               rtol=1e-4, atol=1e-6)
+    l1, l2 = (m(inputs, training=False).numpy() for m in (first, second))
+    assert not np.allclose(l1, l2), "the members are the same model"
+    stacked = model(inputs, training=False).numpy()
+    np.testing.assert_allclose(stacked, np.stack([l1, l2], 1), atol=1e-6)
+    # the loss: -log of the members' mean probability of the whole transcript
+    labels = np.array([[3, 1, 4], [5, -1, -1]], np.int32)
+    each = [sr.CTCLoss(reduction=None)(labels, x).numpy() for x in (l1, l2)]
+    np.testing.assert_allclose(sr.CTCLoss(reduction=None)(labels, stacked).numpy(),
+                               -np.log((np.exp(-each[0]) + np.exp(-each[1])) / 2), rtol=1e-5)
+    # decoding: candidates scored by the ensemble, as a one-model decoder scores them
+    words = ["one", "two", "three", "four"]
+    config = dataclasses.replace(SMALL, decoder="choices", choices=tuple(words))
+    ids, _, scores = sp_model.Decoder(config)(tf.constant(stacked), tf.constant([15, 9]))
+    single = [sp_model.Decoder(config)._candidate_scores(
+        tf.constant(x), tf.tile(sp_model.Decoder(config).choice_ids[None], [2, 1, 1])).numpy()
+        for x in (l1, l2)]
+    mean = np.log((np.exp(single[0]) + np.exp(single[1])) / 2)  # (batch, choices)
+    got = [data.decode_ids(row) for row in ids.numpy()]
+    assert got == [words[k] for k in mean.argmax(1)]
+    np.testing.assert_allclose(scores.numpy(), mean.max(1), rtol=1e-5)
+    beam = dataclasses.replace(SMALL, decoder="beam", beam_width=4, top_paths=2)
+    decoder = sp_model.Decoder(beam)
+    ids, _, scores = decoder(tf.constant(stacked), tf.constant([15, 9]))
+    # the pick is the members' beam candidate (2 paths each) with the best ensemble score
+    found = tf.concat([decoder._paths(tf.constant(x), tf.constant([15, 9]), 2)[0]
+                       for x in (l1, l2)], 0)  # (4, batch, frames)
+    candidates = tf.transpose(found, (1, 0, 2))
+    want = decoder._candidate_scores(tf.constant(stacked), candidates).numpy()  # (batch, 4)
+    np.testing.assert_allclose(scores.numpy(), want.max(1), rtol=1e-5)
+    for b in range(2):
+        best = candidates.numpy()[b, want[b].argmax()]
+        assert data.decode_ids(ids.numpy()[b]) == data.decode_ids(best)
     path = str(tmp_path / "ensemble.keras")
     model.save(path)
     loaded = tf.keras.models.load_model(path)
-    np.testing.assert_allclose(loaded(inputs, training=False).numpy(),
-                               model(inputs, training=False).numpy(), atol=1e-5)
+    np.testing.assert_allclose(loaded(inputs, training=False).numpy(), stacked, atol=1e-5)
     out = sp_model.Recognizer(loaded, SMALL).transcribe(tf.constant([_wav(), b"not a wav"]))
     assert out["ok"].numpy().tolist() == [True, False]
     assert set(out["transcript"].numpy()[0].decode()) <= set(data.ALPHABET)

@@ -96,3 +96,20 @@ def test_log_mean_exp_is_the_log_of_the_mean_probability_and_a_distribution():
     np.testing.assert_allclose(single, members[0], atol=1e-6)
     layer = keras.layers.deserialize(keras.layers.serialize(zoo.layers.LogMeanExp(name="m")))
     assert isinstance(layer, zoo.layers.LogMeanExp) and layer.name == "m"
+
+
+def test_member_stack_puts_members_on_axis_one_and_round_trips():
+    import keras
+
+    import zoo.layers
+
+    rng = np.random.RandomState(1)
+    members = [rng.randn(2, 5, 4).astype(np.float32) for _ in range(3)]
+    out = zoo.layers.MemberStack()(members).numpy()
+    assert out.shape == (2, 3, 5, 4)
+    for k, m in enumerate(members):
+        np.testing.assert_array_equal(out[:, k], m)
+    symbolic = [keras.Input((None, 4)) for _ in range(3)]
+    assert zoo.layers.MemberStack()(symbolic).shape == (None, 3, None, 4)
+    layer = keras.layers.deserialize(keras.layers.serialize(zoo.layers.MemberStack(name="s")))
+    assert isinstance(layer, zoo.layers.MemberStack) and layer.name == "s"

@@ -85,12 +85,19 @@ class CTCLoss(keras.losses.Loss):
     """-log P(y | x) per utterance (the CTC forward algorithm, ``keras.ops.ctc_loss``).
 
     y_true: (batch, L) int32 label ids, padded with -1; y_pred: (batch, T', K + 1)
-    log-probabilities with the blank last (``CTCBlankPadding``'s output)."""
+    log-probabilities with the blank last (``CTCBlankPadding``'s output), or an
+    ensemble's (batch, M, T', K + 1) (``zoo.layers.MemberStack``): then the loss is
+    -log((1/M) Σ_m P_m(y | x)), the members' probabilities of the whole transcript
+    averaged (their frame posteriors need not be aligned in time)."""
 
     def __init__(self, reduction="sum_over_batch_size", name="ctc", **kwargs):
         super().__init__(reduction=reduction, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
+        if len(y_pred.shape) == 4:
+            members = y_pred.shape[1]
+            losses = ops.stack([self.call(y_true, y_pred[:, m]) for m in range(members)], 0)
+            return -(ops.logsumexp(-losses, axis=0) - ops.log(float(members)))
         y_true = ops.cast(y_true, "int32")
         label_length = ops.sum(ops.cast(y_true >= 0, "int32"), axis=-1)
         batch, frames = ops.shape(y_pred)[0], ops.shape(y_pred)[1]

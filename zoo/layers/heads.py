@@ -66,6 +66,24 @@ class OutputHead(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+class MemberStack(keras.layers.Layer):
+    """K ensemble members' outputs of one shape (batch, ...) -> (batch, K, ...), for a
+    combination that cannot be a per-element mean (a CTC ensemble scores whole
+    transcripts under every member: ``zoo.builders.speech_recognizer.CTCLoss``).
+
+    Call arguments:
+        inputs: a list of K >= 1 tensors of one shape (batch, ...); mask: ignored.
+    """
+
+    def call(self, inputs):
+        return ops.stack([ops.cast(x, self.compute_dtype) for x in inputs], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        first = tuple(input_shape[0])
+        return (first[0], len(input_shape)) + first[1:]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
 class LogMeanExp(keras.layers.Layer):
     """The mean of K distributions given as log-probabilities, as log-probabilities:
     log p̄ = log((1/K) Σ_k exp(log p_k)) = logsumexp_k(log p_k) - log K.
