@@ -5,7 +5,8 @@
 
 ``--splice``: the ``splice`` preset (per-sequence, EI / IE / N, 60 bases) trained on 9
 folds (10% of them validate, early stopping on the validation loss) and tested on the
-tenth, for every fold (seeded folds); reported: the error per class and the accuracy
+tenth, for every fold (seeded folds); ``--members K``: K models per fold, their mean
+tested; reported: the error per class and the accuracy
 over all folds, beside the UCI documentation's table (KBANN, BackProp).
 ``--genome``: the default preset (per-base BIO gene tags of the embedded C. diphtheriae
 chromosome, labelled by pyrodigal's gene calls; its last 20% held out) trained for
@@ -38,6 +39,9 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=30, help="per fold (early stopping on valid)")
     p.add_argument("--minutes", type=float, default=20.0, help="--genome training budget")
     p.add_argument("--genbank", help="a folder of GenBank files to test the genome model on")
+    p.add_argument("--members", type=int, default=0, help="--splice: train this many models "
+                   "per fold (seeds seed+fold, +1, ...) and test their mean (dna.model.combine); "
+                   "default: the config's ensemble")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", help="also write the JSON result here")
     return p.parse_args(argv)
@@ -60,10 +64,18 @@ def splice(args):
             continue
         config = config_lib.override(PRESETS["splice"], args.overrides, data=args.splice,
                                      fold=fold, folds=args.folds)
-        keras.utils.set_random_seed(config.seed + fold)
         datasets = data.make_datasets(config)
-        model = dna_model.build_model(config, datasets.meta)
-        history, trained = fit_best(model, datasets, args.epochs, config.patience)
+        members, trained, history = [], 0.0, []
+        for k in range(args.members or config.ensemble):
+            keras.utils.set_random_seed(config.seed + fold + 1000 * k)
+            member = dna_model.build_model(config, datasets.meta)
+            member_history, member_seconds = fit_best(member, datasets, args.epochs,
+                                                      config.patience)
+            members.append(member)
+            trained += member_seconds
+            history += member_history
+        model = (members[0] if len(members) == 1
+                 else dna_model.combine(members, config, datasets.meta))
         report = dna_model.evaluate(model, datasets.test, config, datasets.meta)
         seconds += trained
         epochs.append(len(history))

@@ -19,6 +19,7 @@ TASK = Task(
     predict_input=PredictInput(endpoint="serving_default", read_text=None, read_file=None,
                                feed=lazy(_PREDICT, "feed"), show=lazy(_PREDICT, "show"),
                                bind=lazy(_PREDICT, "bind")),
+    combine=lazy(_MODEL, "combine"),
     monitor="val_loss",
     data_flags={**DATA_FLAGS,
                 "annotation": ("annotation", "GFF3 or BED annotation of a FASTA --data")},

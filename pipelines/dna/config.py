@@ -61,6 +61,10 @@ class DNAConfig(BaseConfig):
     batch_size: Annotated[int, AtLeast1] = 32
     epochs: Annotated[int, AtLeast1] = 8
     patience: Annotated[int, NonNegative] = 2
+    # ensemble > 1 trains that many models one after the other (seeds seed, seed+1, ...;
+    # ``train.fit_ensemble``); the saved model averages their outputs (probabilities,
+    # values, or CRF potentials).
+    ensemble: Annotated[int, AtLeast1] = 1
     # Serving: windows run per call (bounds memory for a long sequence).
     serve_batch_windows: Annotated[int, AtLeast1] = 256
 

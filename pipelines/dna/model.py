@@ -36,15 +36,29 @@ def build_model(config, meta):
         units=config.units, num_layers=config.num_layers, dropout=config.dropout,
         pooling=config.pooling, regression=bool(meta.get("regression")),
         length=meta.get("length"), name="dna")
-    if per_base:
-        loss, metrics = sequence_tagger.tagger_loss(config.head), []
-    elif meta.get("regression"):
-        loss, metrics = "mse", []
-    else:
-        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    loss, metrics = _loss(config, meta)
     model.compile(optimizer=config_lib.adam(config, global_clipnorm=True), loss=loss,
-                  metrics=metrics)
+                  metrics=list(metrics))
     return model
+
+
+def _loss(config, meta):
+    """(loss, metrics) of the task in ``meta``."""
+    if meta["task"] == "per_base":
+        return sequence_tagger.tagger_loss(config.head), ()
+    if meta.get("regression"):
+        return "mse", ()
+    return "sparse_categorical_crossentropy", ("accuracy",)
+
+
+def combine(members, config, meta):
+    """An ensemble's model: bases -> the mean of the members' outputs (per-base or
+    per-sequence probabilities, values, or CRF potentials: a product of the members'
+    chain distributions), compiled for evaluation (``train.mean_of_members``)."""
+    from pipelines.common import train
+
+    loss, metrics = _loss(config, meta)
+    return train.mean_of_members(members, "dna_ensemble", loss=loss, metrics=metrics)
 
 
 def search_space(hp, config):

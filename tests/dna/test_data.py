@@ -214,3 +214,29 @@ def test_a_flatten_readout_refuses_files_of_several_lengths_in_one_line(tmp_path
                                              r"sequences of 30 \(pooling=flatten\)$"):
         data.read_split(config, {"task": "per_sequence", "classes": ["EI", "N"],
                                  "regression": False, "length": 30}, mixed)
+
+
+def test_an_ensemble_averages_its_members_and_serves(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from pipelines.dna import model as dna_model
+
+    uci = _splice_file(tmp_path / "splice.csv", [30] * 40)
+    code = main(TASK, ["train", "--preset", "splice", "--data", uci, "--set", "ensemble=2",
+                       "--set", "epochs=1", "--set", "units=4", "--workdir", str(tmp_path / "w"),
+                       "-q"])
+    assert code == 0
+    model = keras.saving.load_model(str(tmp_path / "w" / "model.keras"))
+    members = [keras.saving.load_model(str(tmp_path / "w" / f"member-{k}" / "model.keras"))
+               for k in (1, 2)]
+    x = np.stack([data.encode("ACGT" * 7 + "AC"), data.encode("TTGCA" * 6)])
+    outs = [m(x, training=False).numpy() for m in members]
+    assert not np.allclose(outs[0], outs[1])
+    np.testing.assert_allclose(model(x, training=False).numpy(), (outs[0] + outs[1]) / 2,
+                               rtol=1e-5)
+    config = dataclasses.replace(PRESETS["splice"], ensemble=2)
+    meta = {"task": "per_sequence", "classes": ["EI", "N"], "length": 30}
+    got = dna_model.DNAServer(model, config, meta).classify(tf.constant(["ACGT" * 7 + "AC"]))
+    np.testing.assert_allclose(got["probabilities"].numpy()[0], (outs[0][0] + outs[1][0]) / 2,
+                               rtol=1e-5)
