@@ -113,7 +113,7 @@ class Decoder:
         over all frames (padding frames emit the blank with probability 1); for an
         ensemble's log ŷ, log of the members' mean probability."""
         batch, count = tf.shape(candidates)[0], tf.shape(candidates)[1]
-        labels = tf.reshape(candidates, [batch * count, -1])  # (batch * C, n)
+        labels = tf.reshape(candidates, [batch * count, tf.shape(candidates)[2]])  # (batch * C, n)
         repeated = tf.repeat(log_probs, count, axis=0)  # (batch * C, [M,] T', K + 1)
         return -tf.reshape(sr.CTCLoss(reduction=None)(labels, repeated), [batch, count])
 
