@@ -341,16 +341,14 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     return model, state.finish(model)
 
 
-def mean_of_members(members, name, log_probabilities=False,
-                    loss="sparse_categorical_crossentropy", metrics=("accuracy",), stack=False):
+def mean_of_members(members, name, loss="sparse_categorical_crossentropy",
+                    metrics=("accuracy",), stack=False):
     """One model from trained ``members`` (models with the same inputs and outputs of
-    one shape: (batch, K) probabilities, or with ``log_probabilities`` log-probabilities
-    of any shape (..., K)): the same inputs -> the mean of their probabilities (as
-    log-probabilities with ``log_probabilities``: ``zoo.layers.LogMeanExp``), or with
-    ``stack`` their outputs stacked (batch, members, ...) (``zoo.layers.MemberStack``)
-    for a task that combines whole outputs itself; compiled for evaluation with
-    ``loss`` and ``metrics``; a task's ``combine``."""
-    from zoo.layers import LogMeanExp, MemberStack
+    one shape): the same inputs -> the mean of their outputs (probabilities, values), or
+    with ``stack`` their outputs stacked (batch, members, ...) (``zoo.layers.MemberStack``)
+    for a task that combines whole outputs itself (speech: transcript probabilities);
+    compiled for evaluation with ``loss`` and ``metrics``; a task's ``combine``."""
+    from zoo.layers import MemberStack
 
     template = members[0].input
     inputs = keras.tree.map_structure(
@@ -360,8 +358,6 @@ def mean_of_members(members, name, log_probabilities=False,
                for k, m in enumerate(members, 1)]
     if stack:
         mean = MemberStack(name="ensemble_members", dtype="float32")(outputs)
-    elif log_probabilities:
-        mean = LogMeanExp(name="ensemble_mean", dtype="float32")(outputs)
     else:
         mean = keras.layers.Average(name="ensemble_mean")(outputs)
     model = keras.Model(inputs, mean, name=name)

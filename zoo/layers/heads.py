@@ -88,9 +88,10 @@ class LogMeanExp(keras.layers.Layer):
     """The mean of K distributions given as log-probabilities, as log-probabilities:
     log p̄ = log((1/K) Σ_k exp(log p_k)) = logsumexp_k(log p_k) - log K.
 
-    An ensemble of members that output log ŷ (e.g. CTC frame posteriors) averages in
-    probability space and stays a log-distribution, so a decoder or loss written for one
-    member reads the ensemble unchanged.
+    An ensemble of members that output log ŷ averages in probability space and stays a
+    log-distribution, so a decoder or loss written for one member reads the ensemble
+    unchanged. Not for CTC frame posteriors of separately trained members: they place a
+    character's spike at different frames (``MemberStack`` and transcript scores instead).
 
     Call arguments:
         inputs: a list of K >= 1 tensors of one shape (..., classes); mask: ignored.
