@@ -48,6 +48,7 @@ class DNAConfig(BaseConfig):
     conv_layers: Annotated[int, NonNegative] = 1
     conv_filters: Annotated[int, AtLeast1] = 64
     conv_kernel: Annotated[int, AtLeast1] = 9
+    conv_dilation: Annotated[int, AtLeast1] = 1  # layer i dilated by conv_dilation**i
     units: Annotated[int, AtLeast1] = 64
     num_layers: Annotated[int, AtLeast1] = 2
     dropout: Annotated[float, Fraction] = 0.1

@@ -32,7 +32,8 @@ def build_model(config, meta):
     model = dna_builder.build_base_model(
         outputs, per_base=per_base, head=config.head, encoding=config.encoding,
         embedding_dim=config.embedding_dim, conv_layers=config.conv_layers,
-        conv_filters=config.conv_filters, conv_kernel=config.conv_kernel, cell=config.cell,
+        conv_filters=config.conv_filters, conv_kernel=config.conv_kernel,
+        conv_dilation=config.conv_dilation, cell=config.cell,
         units=config.units, num_layers=config.num_layers, dropout=config.dropout,
         pooling=config.pooling, regression=bool(meta.get("regression")),
         length=meta.get("length"), name="dna")

@@ -240,3 +240,26 @@ def test_an_ensemble_averages_its_members_and_serves(tmp_path):
     got = dna_model.DNAServer(model, config, meta).classify(tf.constant(["ACGT" * 7 + "AC"]))
     np.testing.assert_allclose(got["probabilities"].numpy()[0], (outs[0][0] + outs[1][0]) / 2,
                                rtol=1e-5)
+
+
+def test_a_dilated_front_end_sees_exactly_its_receptive_field():
+    import keras
+
+    from pipelines.dna import model as dna_model
+
+    # kernel 3, dilations 1, 2, 4: a base reaches (3 - 1) / 2 * (1 + 2 + 4) = 7 bases each way
+    config = dataclasses.replace(SMALL, conv_layers=3, conv_kernel=3, conv_dilation=2,
+                                 conv_filters=6)
+    keras.utils.set_random_seed(0)
+    net = dna_model.build_model(config, {"task": "per_base", "tags": list(sequences.TAGS)})
+    assert [net.get_layer(f"conv_{i}").dilation_rate for i in range(3)] == [(1,), (2,), (4,)]
+    front = keras.Model(net.input, net.get_layer("conv_2").output)
+    rng = np.random.RandomState(1)
+    for seed_layer in range(3):  # nonzero biases so that no ReLU stays silent by chance
+        layer = net.get_layer(f"conv_{seed_layer}")
+        layer.bias.assign(rng.uniform(0.1, 0.3, layer.bias.shape).astype("float32"))
+    bases = rng.randint(1, 5, (1, 40)).astype("int32")
+    changed = bases.copy()
+    changed[0, 20] = bases[0, 20] % 4 + 1
+    moved = np.abs(front(changed).numpy() - front(bases).numpy()).max(-1)[0] > 1e-6
+    assert np.flatnonzero(moved).tolist() == list(range(13, 28))

@@ -2,7 +2,8 @@
 sequence (many-to-one).
 
     x<t> = onehot(b<t>) or E[b<t>]             (batch, T, 5 or embedding_dim), b<t> in 1..5 (A C G T N), 0 = padding
-    h<t> = ReLU(Conv1D(x)) x conv_layers       (batch, T, conv_filters), 'same' padding
+    h<t> = ReLU(Conv1D(x)) x conv_layers       (batch, T, conv_filters), 'same' padding,
+                                                layer i dilated by conv_dilation**i
     a<t> = DeepRNN(h), bidirectional            (batch, T, 2 * units), masked where b<t> = 0
     per base:     ŷ<t> = softmax(W a<t> + b)  or  ψ = CRF(W a<t> + b)      (batch, T, K) / (batch, T, K, K)
     per sequence: p = pool_t a<t>;  ŷ = softmax(W p + b)  or  ŷ = w·p + b  (batch, K) / (batch,)
@@ -42,7 +43,7 @@ class BaseMask(keras.layers.Layer):
 
 def build_base_model(num_outputs, per_base=True, head="softmax", encoding="one_hot",
                      embedding_dim=8, conv_layers=1, conv_filters=64, conv_kernel=9,
-                     cell="lstm", units=64, num_layers=2, dropout=0.1, pooling="mean_max",
+                     conv_dilation=1, cell="lstm", units=64, num_layers=2, dropout=0.1, pooling="mean_max",
                      regression=False, length=None, name="dna"):
     """The functional model ``bases (batch, T) int32 -> outputs`` (module docstring).
 
@@ -51,6 +52,8 @@ def build_base_model(num_outputs, per_base=True, head="softmax", encoding="one_h
         per_base: a tag per base, else one output per sequence.
         head: "softmax" or "crf" (per base); encoding: "one_hot" or "embedding".
         conv_layers, conv_filters, conv_kernel: the convolutional front-end (0 = none).
+        conv_dilation: layer i's dilation rate is conv_dilation**i (1: none); the
+            front-end then sees 1 + (conv_kernel - 1) * sum_i conv_dilation**i bases.
         cell, units, num_layers, dropout: the bidirectional ``zoo.layers.DeepRNN``.
         pooling: per sequence: "max", "mean", "mean_max" over real bases, "last", or
             "flatten" (every position's a<t>; needs ``length``).
@@ -69,7 +72,7 @@ def build_base_model(num_outputs, per_base=True, head="softmax", encoding="one_h
         x = keras.layers.Embedding(BASE_IDS, embedding_dim, name="embedding")(bases)
     for i in range(conv_layers):
         x = keras.layers.Conv1D(conv_filters, conv_kernel, padding="same", activation="relu",
-                                name=f"conv_{i}")(x)
+                                dilation_rate=conv_dilation ** i, name=f"conv_{i}")(x)
     last = per_base or pooling != "last"
     x = DeepRNN(cell, units, num_layers, bidirectional=True, dropout=dropout,
                 return_sequences=last, name="rnn")(x, mask=None if flatten else mask)
