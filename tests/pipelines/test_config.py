@@ -126,7 +126,7 @@ def test_every_enumerated_field_of_every_task_is_checked():
         ("CharLMConfig", "level"): ["char", "word"],
         **{(cls, "precision"): ["float32", "mixed_bfloat16"]
            for cls in ("SentimentConfig", "NerConfig", "CharLMConfig")},
-        **{(cls, "optimizer"): ["adam", "lazy_adam"]
+        **{(cls, "optimizer"): ["adam", "fused_adam", "lazy_adam"]
            for cls in ("SentimentConfig", "NerConfig", "CharLMConfig")},
     }
 
