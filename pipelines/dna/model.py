@@ -79,24 +79,44 @@ def predict_tags(model, bases, config):
 # ------------------------------------------------------------------------ evaluation
 
 
+def tiled_regions(dataset):
+    """The regions of an evaluation dataset (windows tiling each region in order,
+    ``data.window_dataset``) read back whole: [(ids (n,), tags (n,))]. A region ends
+    at a window with padding, so a region whose length is a multiple of the window is
+    read together with the next one."""
+    regions, ids, tags = [], [], []
+    for bases, labels in dataset:
+        for row_ids, row_tags in zip(bases.numpy(), labels.numpy()):
+            real = row_tags >= 0
+            ids.append(row_ids[real])
+            tags.append(row_tags[real])
+            if not real.all():
+                regions.append((np.concatenate(ids), np.concatenate(tags)))
+                ids, tags = [], []
+    if ids:
+        regions.append((np.concatenate(ids), np.concatenate(tags)))
+    return [r for r in regions if len(r[0])]
+
+
 def evaluate(model, dataset, config, meta):
-    """per_base: per-base accuracy and per-class F1 (the region read back whole), gene
-    spans: exact precision / recall / F1 (both ends, strand and type) and overlap
-    recall. per_sequence: accuracy and per-class error, or Pearson / Spearman."""
+    """per_base: each region read back whole and tagged as the export tags it
+    (``DNAServer.tag``: overlapping windows, every base from its most central window);
+    per-base accuracy and per-class F1, gene spans: exact precision / recall / F1 (both
+    ends, strand and type) and overlap recall. per_sequence: accuracy and per-class
+    error, or Pearson / Spearman."""
     if meta["task"] == "per_base":
-        step = tf.function(lambda b: predict_tags(model, b, config), reduce_retracing=True)
+        server = DNAServer(model, config, meta)
+        tagger = tf.function(lambda texts: server.tag(texts)["tags"])
+        letters = np.frombuffer(b"ACGTN", np.uint8)
         true, pred = [], []
-        for bases, tags in dataset:
-            p = step(bases).numpy()
-            t = tags.numpy()
-            for row_t, row_p in zip(t, p):
-                real = row_t >= 0
-                true.append(row_t[real])
-                pred.append(row_p[real])
+        for ids, tags in tiled_regions(dataset):
+            text = letters[ids - 1].tobytes()
+            true.append(tags)
+            pred.append(tagger(tf.constant([text]))[0, :len(ids)].numpy())
         true_all, pred_all = np.concatenate(true), np.concatenate(pred)
         report = graph.per_base_report(true_all, pred_all)
-        spans = graph.span_metrics([graph.spans_from_tags_np(true_all)],
-                                   [graph.spans_from_tags_np(pred_all)])
+        spans = graph.span_metrics([graph.spans_from_tags_np(t) for t in true],
+                                   [graph.spans_from_tags_np(p) for p in pred])
         return {"per_base_accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                 "per_class_f1": report["per_class_f1"], "span_precision": spans["precision"],
                 "span_recall": spans["recall"], "span_f1": spans["f1"],

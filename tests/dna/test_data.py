@@ -263,3 +263,37 @@ def test_a_dilated_front_end_sees_exactly_its_receptive_field():
     changed[0, 20] = bases[0, 20] % 4 + 1
     moved = np.abs(front(changed).numpy() - front(bases).numpy()).max(-1)[0] > 1e-6
     assert np.flatnonzero(moved).tolist() == list(range(13, 28))
+
+
+def test_evaluation_reads_each_region_whole_and_tags_it_as_the_export_does(tmp_path):
+    import tensorflow as tf
+
+    from pipelines.dna import model as dna_model
+
+    # three records: lengths 130 and 64 (a multiple of the window: read with the next),
+    # and 50; windows of 64 every 48
+    gb = _genbank(tmp_path / "r.gb", n_records=3, length=3000)
+    records = data.read_records(dataclasses.replace(SMALL, data=gb))
+    parts = [(data.encode(r.sequence[:n]), r.tags[:n].astype(np.int32))
+             for r, n in zip(records, (130, 64, 50))]
+    config = dataclasses.replace(SMALL, window=64, stride=48, max_examples=0, head="crf")
+    dataset, _ = data.window_dataset(parts, config)
+    regions = dna_model.tiled_regions(dataset)
+    assert [len(ids) for ids, _ in regions] == [130, 114]
+    np.testing.assert_array_equal(regions[1][0], np.concatenate([parts[1][0], parts[2][0]]))
+    np.testing.assert_array_equal(regions[0][1], parts[0][1])
+    meta = {"task": "per_base", "tags": list(sequences.TAGS)}
+    net = dna_model.build_model(config, meta)
+    report = dna_model.evaluate(net, dataset, config, meta)
+    served = tf.function(dna_model.DNAServer(net, config, meta).tag)(
+        tf.constant(["".join("ACGTN"[b - 1] for b in ids) for ids, _ in regions]))
+    pred = [served["tags"][k, :len(ids)].numpy() for k, (ids, _) in enumerate(regions)]
+    true = [tags for _, tags in regions]
+    assert report["bases"] == 244
+    assert report["per_base_accuracy"] == pytest.approx(
+        np.mean(np.concatenate(pred) == np.concatenate(true)))
+    spans = graph.span_metrics([graph.spans_from_tags_np(t) for t in true],
+                               [graph.spans_from_tags_np(p) for p in pred])
+    assert (report["true_spans"], report["predicted_spans"]) == (spans["true"], spans["pred"])
+    assert report["true_spans"] == len(graph.spans_from_tags_np(true[0])) + len(
+        graph.spans_from_tags_np(true[1]))
