@@ -14,8 +14,9 @@ Where sequences come from (``sequences.py`` reads them, with Biopython and gffut
   labelled by pyrodigal's gene calls (predictions, not curated annotation);
 * a GenBank file or a folder of them (CDS / tRNA / rRNA features), or a FASTA file with
   ``annotation`` (GFF3 or BED);
-* per_sequence: a CSV ``sequence,label``, or the UCI splice-junction layout (a header
-  ``Class, Donor, Sequence``, EI / IE / N).
+* per_sequence: a CSV ``sequence,label``, the UCI splice-junction layout (a header
+  ``Class, Donor, Sequence``, EI / IE / N), or ``mavenn:mpsa`` / ``mavenn:sortseq``
+  (``embedded``: mpsa), measured values in the mavenn wheel, with their own split.
 
 Splits: per_base, one record: by position (the last ``test_fraction`` tests, the
 ``valid_fraction`` before it validates); several records: by record. per_sequence:
@@ -159,7 +160,12 @@ def window_dataset(parts, config, training=False):
 
 
 def read_labelled(path, config):
-    """(sequences, labels as strings) of a CSV or the UCI splice layout."""
+    """(sequences, labels as strings, splits or None) of a CSV, the UCI splice layout,
+    or ``mavenn:NAME`` (``sequences.MAVENN``: values, and mavenn's own split)."""
+    if path in ("embedded", "mavenn"):
+        path = "mavenn:mpsa"
+    if path.startswith("mavenn:"):
+        return sequences.read_mavenn(path.split(":", 1)[1], config.ambiguous)
     if not os.path.exists(path):
         raise DataError(path, "no such file")
     with open(path, "rb") as f:
@@ -168,7 +174,7 @@ def read_labelled(path, config):
         found, labels, _ = sequences.read_uci_splice(path, config.ambiguous)
     else:
         found, labels = sequences.read_labelled_csv(path, config.ambiguous)
-    return found, [str(label).strip() for label in labels]
+    return found, [str(label).strip() for label in labels], None
 
 
 def label_space(labels):
@@ -195,11 +201,16 @@ def fixed_length(found, config):
     return lengths[0]
 
 
-def sequence_splits(found, labels, config):
+def sequence_splits(found, labels, config, given=None):
+    """{split: (sequences, labels)}: the ``fold``-th of ``folds`` seeded folds tests, or
+    the data's own split (``given``: a split name per sequence), or a seeded split."""
     from pipelines.common import data as common
 
     n = len(found)
-    if config.fold >= 0:
+    if given is not None and config.fold < 0:
+        given = np.array(given)
+        idx = {k: np.flatnonzero(given == k) for k in ("train", "valid", "test")}
+    elif config.fold >= 0:
         order = np.random.RandomState(config.seed).permutation(n)
         folds = np.array_split(order, config.folds)
         test = folds[config.fold]
@@ -251,11 +262,11 @@ def make_datasets(config, meta=None):
     from pipelines.common.task import Datasets
 
     if config.task == "per_sequence":
-        if not config.data or config.data == "embedded":
-            raise DataError("--data", "per_sequence needs a file: a CSV sequence,label or the "
-                            "UCI splice layout (--data FILE)")
-        found, labels = read_labelled(config.data, config)
-        splits = sequence_splits(found, labels, config)
+        if not config.data:
+            raise DataError("--data", "per_sequence needs data: a CSV sequence,label, the "
+                            "UCI splice layout (--data FILE), or mavenn:mpsa|sortseq")
+        found, labels, given = read_labelled(config.data, config)
+        splits = sequence_splits(found, labels, config, given)
         if meta is None:
             classes, regression = label_space(splits["train"][1])
             meta = {"task": "per_sequence", "classes": classes, "regression": regression,
@@ -278,7 +289,7 @@ def read_split(config, meta, path):
     """``evaluate --data FILE``: every sequence (per_sequence) or every record as one
     region (per_base) of a file."""
     if meta["task"] == "per_sequence":
-        found, labels = read_labelled(path, config)
+        found, labels, _ = read_labelled(path, config)
         return sequence_dataset(found, labels, meta, dataclasses.replace(config, data=path))[0]
     records = read_records(config, path)
     return window_dataset([(encode(r.sequence), r.tags.astype(np.int32)) for r in records],

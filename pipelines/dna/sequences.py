@@ -423,6 +423,63 @@ def read_uci_splice(path, ambiguous="n"):
     return sequences, labels, names
 
 
+# ------------------------------------------------------------------- mavenn data sets
+
+MAVENN = {  # name: (what a value is, sequence length)
+    "mpsa": ("percent spliced in of a 5' splice site (log10), measured by a massively "
+             "parallel splicing assay", 9),
+    "sortseq": ("mean expression bin (0-9) of a lac promoter variant, measured by "
+                "Sort-Seq", 75),
+}
+
+
+def mavenn_file(name):
+    """The path of mavenn's ``examples/datasets/<name>_data.csv.gz`` (the package is
+    found, not imported: it imports the full tensorflow package)."""
+    import importlib.util
+
+    where = f"mavenn:{name}"
+    if name not in MAVENN:
+        raise DataError(where, f"unknown mavenn data set; expected one of {sorted(MAVENN)}")
+    spec = importlib.util.find_spec("mavenn")
+    if spec is None or not spec.origin:
+        raise DataError(where, "needs the mavenn wheel's data files: pip install --no-deps "
+                        "mavenn (--no-deps: mavenn itself requires the full tensorflow package)")
+    path = os.path.join(os.path.dirname(spec.origin), "examples", "datasets",
+                        f"{name}_data.csv.gz")
+    if not os.path.exists(path):
+        raise DataError(path, "no such file in the installed mavenn")
+    return path
+
+
+def read_mavenn(name, ambiguous="n"):
+    """(sequences, values as str, splits) of a mavenn data set (``MAVENN``), RNA read as
+    DNA (U -> T). ``mpsa``: the value is the column ``y``; ``sortseq``: the counts'
+    mean bin sum_k k ct_k / sum_k ct_k. ``splits``: mavenn's own column ``set``
+    (training / validation / test) as "train" / "valid" / "test"."""
+    import csv
+
+    path = mavenn_file(name)
+    names = {"training": "train", "validation": "valid", "test": "test"}
+    found, values, splits = [], [], []
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows, [])
+        for line, row in enumerate(rows, start=2):
+            fields = dict(zip(header, row))
+            if fields.get("set") not in names or "x" not in fields:
+                raise DataError(path, f"expected the columns set (training / validation / "
+                                f"test) and x; found {header}", line=line)
+            found.append(clean(fields["x"], path, None, ambiguous, line=line, field="x"))
+            if name == "mpsa":
+                values.append(fields["y"])
+            else:
+                counts = np.array([float(fields[f"ct_{k}"]) for k in range(10)])
+                values.append(repr(float(counts @ np.arange(10) / max(counts.sum(), 1.0))))
+            splits.append(names[fields["set"]])
+    return found, values, splits
+
+
 # -------------------------------------------------------------------- embedded genome
 
 

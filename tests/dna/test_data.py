@@ -74,7 +74,7 @@ def test_per_sequence_files_folds_and_unknown_labels(tmp_path):
     uci.write_text("Class, Donor,   Sequence\n" + "".join(
         f"{'EI' if i % 2 else 'N'},  NAME-{i},   {s}\n" for i, s in enumerate(rows)))
     config = dataclasses.replace(PRESETS["splice"], data=str(uci), fold=3, folds=10)
-    found, labels = data.read_labelled(str(uci), config)
+    found, labels, _ = data.read_labelled(str(uci), config)
     assert len(found) == 40 and set(labels) == {"EI", "N"}
     tests = [set(data.sequence_splits(found, labels, dataclasses.replace(config, fold=k))["test"][0])
              for k in range(10)]
@@ -297,3 +297,45 @@ def test_evaluation_reads_each_region_whole_and_tags_it_as_the_export_does(tmp_p
     assert (report["true_spans"], report["predicted_spans"]) == (spans["true"], spans["pred"])
     assert report["true_spans"] == len(graph.spans_from_tags_np(true[0])) + len(
         graph.spans_from_tags_np(true[1]))
+
+
+def _fake_mavenn(root, rows_mpsa, rows_sortseq):
+    """A package ``mavenn`` with only its data files (the real one imports tensorflow)."""
+    import gzip
+
+    folder = root / "mavenn" / "examples" / "datasets"
+    folder.mkdir(parents=True)
+    (root / "mavenn" / "__init__.py").write_text("raise ImportError('not to be imported')\n")
+    with gzip.open(folder / "mpsa_data.csv.gz", "wt") as f:
+        f.write("set,tot_ct,ex_ct,y,x\n" + "".join(f"{s},1,1,{y},{x}\n" for s, y, x in rows_mpsa))
+    with gzip.open(folder / "sortseq_data.csv.gz", "wt") as f:
+        f.write("set," + ",".join(f"ct_{k}" for k in range(10)) + ",x\n" + "".join(
+            f"{s},{','.join(map(str, c))},{x}\n" for s, c, x in rows_sortseq))
+
+
+def test_mavenn_data_sets_are_read_from_the_wheel_files_with_their_own_split(
+        tmp_path, monkeypatch, capsys):
+    rng = np.random.RandomState(5)
+    sets = ["training"] * 30 + ["validation"] * 6 + ["test"] * 8
+    mpsa = [(s, f"{rng.randn():.4f}", "".join(rng.choice(list("ACGU"), 9))) for s in sets]
+    counts = [[0, 2, 0, 0, 0, 0, 0, 0, 1, 0]] + [list(rng.randint(0, 3, 10)) for _ in sets[1:]]
+    sortseq = [(s, c, "".join(rng.choice(list("ACGT"), 75))) for s, c in zip(sets, counts)]
+    _fake_mavenn(tmp_path, mpsa, sortseq)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = dataclasses.replace(SMALL, task="per_sequence", data="embedded", max_examples=0)
+    found, values, split = data.read_labelled("embedded", config)  # embedded = mavenn:mpsa
+    assert found[0] == mpsa[0][2].replace("U", "T") and values == [y for _, y, _ in mpsa]
+    assert split == ["train"] * 30 + ["valid"] * 6 + ["test"] * 8
+    made = data.make_datasets(config)
+    assert made.sizes == {"train": 30, "valid": 6, "test": 8} and made.meta["regression"]
+    found, values, _ = data.read_labelled("mavenn:sortseq", config)
+    assert len(found[0]) == 75 and float(values[0]) == pytest.approx((2 * 1 + 8) / 3)
+    code = main(TASK, ["--preset", "small", "--set", "task=per_sequence", "--workdir",
+                       str(tmp_path / "w"), "--export-dir", str(tmp_path / "m"), "-q"])
+    assert code == 0 and "Pearson" in capsys.readouterr().out
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    code = main(TASK, ["train", "--preset", "small", "--set", "task=per_sequence",
+                       "--set", "data=mavenn:sortseq", "--workdir", str(tmp_path / "w2"), "-q"])
+    assert code == 2 and capsys.readouterr().err == (
+        "error: mavenn:sortseq: needs the mavenn wheel's data files: pip install --no-deps "
+        "mavenn (--no-deps: mavenn itself requires the full tensorflow package)\n")
