@@ -2,6 +2,7 @@
 
     python benchmarks/dna.py --splice PATH/uci_splice/splice.csv [--folds 10] [--epochs 30]
     python benchmarks/dna.py --genome [--minutes 20] [--genbank PATH/genbank_annotated]
+    python benchmarks/dna.py --mavenn mpsa|sortseq [--minutes 20]
 
 ``--splice``: the ``splice`` preset (per-sequence, EI / IE / N, 60 bases) trained on 9
 folds (10% of them validate, early stopping on the validation loss) and tested on the
@@ -13,6 +14,10 @@ chromosome, labelled by pyrodigal's gene calls; its last 20% held out) trained f
 ``--minutes``; reported: per-base accuracy and CDS span precision / recall / F1 on the
 held-out region; with ``--genbank``, the same model tested on every record of the
 GenBank files there (curated annotation of other organisms).
+``--mavenn``: the default preset's model as a per-sequence regression on a mavenn data
+set (``pip install --no-deps mavenn``), mavenn's own training / validation / test split;
+reported: Pearson and Spearman on test, beside ridge regression on one-hot bases
+(scikit-learn, alpha picked on the validation split) in the same run.
 One JSON line at the end (also ``--out``).
 """
 
@@ -34,6 +39,7 @@ def parse_args(argv):
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--splice", help="the UCI splice-junction file (splice.csv)")
     what.add_argument("--genome", action="store_true", help="per-base tags of the embedded genome")
+    what.add_argument("--mavenn", choices=["mpsa", "sortseq"], help="a mavenn data set")
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--only-folds", default="", help="comma-separated folds to run (development)")
     p.add_argument("--epochs", type=int, default=30, help="per fold (early stopping on valid)")
@@ -126,12 +132,51 @@ def genome(args):
     return result
 
 
+def mavenn(args):
+    import keras
+    import numpy as np
+    from scipy import stats
+    from sklearn.linear_model import Ridge
+
+    from benchmarks.report import fit_best
+    from pipelines.common import config as config_lib
+    from pipelines.dna import data, model as dna_model
+    from pipelines.dna.config import PRESETS
+
+    config = config_lib.override(PRESETS["default"], ["task=per_sequence"] + args.overrides,
+                                 data=f"mavenn:{args.mavenn}")
+    keras.utils.set_random_seed(config.seed)
+    datasets = data.make_datasets(config)
+    print(f"data: {json.dumps(datasets.sizes)}", flush=True)
+    model = dna_model.build_model(config, datasets.meta)
+    history, trained = fit_best(model, datasets, args.epochs, config.patience, args.minutes)
+    report = dna_model.evaluate(model, datasets.test, config, datasets.meta)
+    found, values, given = data.read_labelled(config.data, config)
+    splits = data.sequence_splits(found, values, config, given)
+
+    def one_hot(seqs):
+        ids = np.array([data.encode(s) for s in seqs]) - 1
+        return np.eye(5, dtype=np.float32)[ids].reshape(len(seqs), -1)
+
+    xy = {k: (one_hot(s), np.array(v, float)) for k, (s, v) in splits.items()}
+    fits = {a: Ridge(alpha=a).fit(*xy["train"]) for a in (0.1, 1.0, 10.0, 100.0)}
+    alpha = max(fits, key=lambda a: stats.pearsonr(fits[a].predict(xy["valid"][0]),
+                                                  xy["valid"][1])[0])
+    ridge = fits[alpha].predict(xy["test"][0])
+    return {"benchmark": f"dna mavenn {args.mavenn}", "history": history,
+            "train_minutes": round(trained / 60, 2), "test": report,
+            "ridge_one_hot": {"alpha": alpha,
+                              "pearson": round(float(stats.pearsonr(ridge, xy["test"][1])[0]), 4),
+                              "spearman": round(float(stats.spearmanr(ridge, xy["test"][1])[0]), 4)},
+            "config": config_lib.to_dict(config)}
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from benchmarks.report import emit
 
-    result = splice(args) if args.splice else genome(args)
+    result = splice(args) if args.splice else mavenn(args) if args.mavenn else genome(args)
     return emit(result, args.out)
 
 
