@@ -19,7 +19,9 @@ class DNAConfig(BaseConfig):
     "embedded" (the Corynebacterium diphtheriae chromosome in the pyrodigal wheel,
     labelled by pyrodigal's gene calls: predictions, not curated annotation), a GenBank
     file or folder (.gb/.gbk), or a FASTA file with ``annotation`` (GFF3 or BED); for
-    per_sequence: a CSV ``sequence,label`` or the UCI splice-junction layout."""
+    per_sequence: "embedded" or "mavenn:mpsa" (measured splice-site values in the mavenn
+    wheel; ``pip install --no-deps mavenn``), "mavenn:sortseq", a CSV
+    ``sequence,label`` or the UCI splice-junction layout."""
 
     task: Literal["per_base", "per_sequence"] = "per_base"
     data: str = "embedded"
