@@ -67,8 +67,10 @@ def build_parser(task):
                    "value, allowed values and meaning")
     p = sub.add_parser("predict", parents=[common], help="predict through the exported model")
     p.add_argument("--text", action="append", default=[], help="an input (repeatable)")
-    p.add_argument("--file", action="append", default=[],
-                   help="a file of inputs (repeatable; '-' for stdin)")
+    names = [f"--{name}" for name in task.predict_input.file_flags]
+    p.add_argument("--file", *names, dest="file", action="append", default=[],
+                   help="a file of inputs (repeatable; '-' for stdin)"
+                   + (f"; also {', '.join(names)}" if names else ""))
     p.add_argument("--model", help="an export version directory (default: the latest under "
                    "--export-dir)")
     p.add_argument("--out", help="directory for the files a task writes from its predictions "

@@ -111,7 +111,8 @@ class PredictInput:
     prediction (MIDI, pictures) into ``predict --out``; ``bind(config, meta) ->
     PredictInput`` gives the reader of one trained model (a primer read on the
     model's grid): ``predict`` binds it to the export's saved config and meta, the
-    main job to its own (``for_model``).
+    main job to its own (``for_model``); ``file_flags``: other names of ``--file``
+    (dna: ``fasta``, for ``predict --fasta FILE``).
     """
 
     endpoint: str
@@ -122,6 +123,7 @@ class PredictInput:
     stdin: bool = True
     save: Optional[Callable[..., list]] = None
     bind: Optional[Callable[..., "PredictInput"]] = None
+    file_flags: tuple = ()
 
     def for_model(self, config, meta):
         """The reader for the model trained with ``config`` and ``meta``."""

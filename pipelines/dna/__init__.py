@@ -14,11 +14,11 @@ TASK = Task(
     presets=config.PRESETS,
     **contract_functions(_DATA, _MODEL),
     report=ReportView(format=lazy(_MODEL, "format_report"), draw=lazy(_MODEL, "draw_report")),
-    # predict: --text SEQUENCE, or --file a FASTA (a row per record) / text (a row per
-    # line); per-base models write each sequence's genes as GFF3 into --out.
+    # predict: --text SEQUENCE, or --file (or --fasta) a FASTA (a row per record) / text
+    # (a row per line); per-base models write each sequence's genes as GFF3 into --out.
     predict_input=PredictInput(endpoint="serving_default", read_text=None, read_file=None,
                                feed=lazy(_PREDICT, "feed"), show=lazy(_PREDICT, "show"),
-                               bind=lazy(_PREDICT, "bind")),
+                               bind=lazy(_PREDICT, "bind"), file_flags=("fasta",)),
     combine=lazy(_MODEL, "combine"),
     monitor="val_loss",
     data_flags={**DATA_FLAGS,

@@ -339,3 +339,17 @@ def test_mavenn_data_sets_are_read_from_the_wheel_files_with_their_own_split(
     assert code == 2 and capsys.readouterr().err == (
         "error: mavenn:sortseq: needs the mavenn wheel's data files: pip install --no-deps "
         "mavenn (--no-deps: mavenn itself requires the full tensorflow package)\n")
+
+
+def test_predict_fasta_writes_a_gff3_per_record(small_run, tmp_path, capsys):
+    run = small_run("dna")
+    fasta = tmp_path / "contigs.fa"
+    rng = np.random.RandomState(7)
+    fasta.write_text("".join(f">contig{k}\n{''.join(rng.choice(list('ACGT'), 150))}\n"
+                             for k in range(2)))
+    code = main(TASK, ["predict", "--fasta", str(fasta), "--model", run["version_dir"],
+                       "--out", str(tmp_path / "genes"), "-q"])
+    assert code == 0, capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "genes").iterdir()) == [
+        "01-contig0.gff3", "02-contig1.gff3"]
+    assert "150 bases" in capsys.readouterr().out
