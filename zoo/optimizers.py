@@ -11,16 +11,18 @@ _FUSED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 class FusedAdam(keras.optimizers.Adam):
     """Keras' Adam, each variable's update done by TensorFlow's fused ``ApplyAdam`` kernel.
 
-    The same update as ``keras.optimizers.Adam`` (step t, α_t = lr · sqrt(1 - β2^t) /
-    (1 - β1^t)):
+    Adam's update (step t, α_t = lr · sqrt(1 - β2^t) / (1 - β1^t)):
 
         m <- m + (1 - β1)(g - m)     v <- v + (1 - β2)(g² - v)     w <- w - α_t m / (sqrt(v) + ε)
 
     Keras writes it as about ten element-wise ops, each a pass over w, m or v; the fused
     kernel makes one (the optimizer step of a model with large embeddings is 3-4x
-    faster; benchmarks/RESULTS.md). A lookup's sparse gradient is made dense first, as
-    Adam's own update does. With ``amsgrad``, under a ``tf.distribute`` strategy, or for
-    other dtypes the update is Keras' own. The arguments are Adam's.
+    faster; benchmarks/RESULTS.md). A lookup's sparse gradient is made dense first
+    (rows looked up twice summed), so g is the whole gradient; ``keras.optimizers.Adam``
+    given the lookup's IndexedSlices squares each duplicate before summing, so the two
+    differ at rows a batch repeats, and are equal otherwise. With ``amsgrad``, under a
+    ``tf.distribute`` strategy, or for other dtypes the update is Keras' own. The
+    arguments are Adam's.
     """
 
     def update_step(self, gradient, variable, learning_rate):

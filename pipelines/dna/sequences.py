@@ -425,11 +425,11 @@ def read_uci_splice(path, ambiguous="n"):
 
 # ------------------------------------------------------------------- mavenn data sets
 
-MAVENN = {  # name: (what a value is, sequence length)
-    "mpsa": ("percent spliced in of a 5' splice site (log10), measured by a massively "
-             "parallel splicing assay", 9),
-    "sortseq": ("mean expression bin (0-9) of a lac promoter variant, measured by "
-                "Sort-Seq", 75),
+MAVENN = {  # name: what a value is (sequence length)
+    "mpsa": "percent spliced in (log10) of a 5' splice site (9 nt), measured by a "
+            "massively parallel splicing assay",
+    "sortseq": "mean expression bin (0-9) of a lac promoter variant (75 bp), measured by "
+               "Sort-Seq",
 }
 
 
