@@ -81,3 +81,27 @@ def test_savedmodel_export_runs_without_the_project(case, tmp_path):
     for path in ("session", "eager"):
         (outputs,) = served[path].values()
         np.testing.assert_allclose(np.array(outputs), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_loaded_model_with_many_bidirectional_stacks_gets_its_own_layers(tmp_path):
+    """Keras' load_model remembers serialized objects by id(); Bidirectional serializes
+    the layer it wraps, so a wrapped layer freed after one DeepRNN and its address taken
+    by the next one's came back as the first one's layer (a ValueError, or a cell in
+    place of a layer) when one model held several (an ensemble's members)."""
+    from keras.src.saving.serialization_lib import ObjectSharingScope
+
+    with ObjectSharingScope():  # the scope load_model opens
+        stacks = [zoo.layers.DeepRNN("lstm", 4, bidirectional=True) for _ in range(12)]
+    backward = {id(s.recurrent_layers[0].backward_layer) for s in stacks}
+    assert len(backward) == len(stacks)
+    assert all(s.recurrent_layers[0].backward_layer.go_backwards for s in stacks)
+
+    inputs = keras.Input((None, 3))
+    outputs = [zoo.layers.DeepRNN(cell, 4, bidirectional=True, name=f"stack_{i}")(inputs)
+               for i, cell in enumerate(["lstm", "gru", "lstm", "rnn", "lstm", "gru"])]
+    model = keras.Model(inputs, keras.layers.Concatenate()(outputs))
+    path = str(tmp_path / "stacks.keras")
+    model.save(path)
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    np.testing.assert_allclose(keras.models.load_model(path).predict_on_batch(x),
+                               model.predict_on_batch(x), rtol=1e-6, atol=1e-6)

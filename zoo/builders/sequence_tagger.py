@@ -22,7 +22,7 @@ import keras
 from keras import ops
 
 from zoo.layers.crf import CRF, crf_decode, crf_loss
-from zoo.layers.deep import DeepRNN
+from zoo.layers.deep import DeepRNN, make_bidirectional
 from zoo.layers.recurrent import Recurrent
 from zoo import cells as zoo_cells
 
@@ -59,7 +59,7 @@ class CharEncoder(keras.layers.Layer):
             self.conv = keras.layers.Conv1D(features, kernel_size, padding="same",
                                             activation="tanh", dtype=policy, name="char_conv")
         else:
-            self.rnn = keras.layers.Bidirectional(
+            self.rnn = make_bidirectional(
                 Recurrent(zoo_cells.get("gru", features // 2, dtype=policy), dtype=policy,
                           name="char_gru"),
                 dtype=policy, name="char_birnn")

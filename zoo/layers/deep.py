@@ -1,7 +1,25 @@
+import weakref
+
 import keras
 
 from zoo import cells as zoo_cells
 from zoo.layers.recurrent import Recurrent
+
+# Each Bidirectional wrapper made by ``make_bidirectional`` -> the layer it was made from.
+_TEMPLATES = weakref.WeakKeyDictionary()
+
+
+def make_bidirectional(layer, **kwargs):
+    """``keras.layers.Bidirectional(layer, **kwargs)``, with ``layer`` kept alive as long
+    as the wrapper. Bidirectional rebuilds its forward and backward layers by
+    serializing ``layer``; inside ``keras.models.load_model`` Keras remembers serialized
+    objects by ``id()``, so a template freed after one wrapper and its address reused by
+    the next wrapper's template (several bidirectional layers in one loaded model, an
+    ensemble's members) would be taken for the first one: a layer of another member,
+    or a cell, comes back. Kept alive, no two templates share an address."""
+    wrapper = keras.layers.Bidirectional(layer, **kwargs)
+    _TEMPLATES[wrapper] = layer
+    return wrapper
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -79,7 +97,7 @@ class DeepRNN(keras.layers.Layer):
                 name=f"{cell}_{i}",
             )
             if bidi:
-                layer = keras.layers.Bidirectional(layer, dtype=policy, name=f"bidirectional_{i}")
+                layer = make_bidirectional(layer, dtype=policy, name=f"bidirectional_{i}")
             self.recurrent_layers.append(layer)
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy) if dropout > 0 else None
         self.dense_layers = [
