@@ -60,3 +60,37 @@ def assert_data_error(task, config, tmp_path, capsys, name, content, message):
     code = main(task, ["train", "--preset", task.test_preset, "--data", str(path),
                        "--workdir", str(tmp_path / "w"), "-q"])
     assert code == 2 and capsys.readouterr().err == f"error: {expected}\n"
+
+
+# The task a test directory trains (through small_run) when a test there uses it.
+_DIRECTORY_TASK = {"pipelines": "sentiment"}
+
+
+def _xdist_group(item):
+    """The pytest-xdist group of a test: tests that share a trained task (``small_run``)
+    run in one worker, named by the task (a ``name`` parameter, else the test's
+    directory); tests that share a module- or session-scoped fixture of ours run in one
+    worker per module; the rest go wherever a worker is free."""
+    if "small_run" in item.fixturenames:
+        params = getattr(item, "callspec", None)
+        if params is not None and "name" in params.params:
+            return params.params["name"]
+        directory = os.path.basename(os.path.dirname(str(item.path)))
+        return _DIRECTORY_TASK.get(directory, directory)
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        if defs and defs[-1].scope in ("module", "session") and \
+                getattr(defs[-1].func, "__module__", "").startswith("tests"):
+            return item.nodeid.split("::")[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, pyproject's addopts), marks each
+    test with its ``xdist_group`` so a trained task or a module's fixture is made once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -1,6 +1,7 @@
 """Loading an export the way TensorFlow Serving does, with no project code importable.
 
-``run_export(version_dir, inputs)`` starts a fresh Python process,
+``run_export(version_dir, inputs)`` (``run_exports`` for several requests) starts a
+fresh Python process,
 ``python -m pipelines.common.serving_child`` (the working directory outside the
 repository, PYTHONPATH only the directory holding this ``pipelines``), in which
 importing ``zoo`` or ``pipelines`` raises: before TensorFlow is imported the child
@@ -58,10 +59,10 @@ def to_json(value):
 
 
 def run_export(version_dir, inputs, input_name="text", timeout=600, signature="serving_default"):
-    """Runs ``inputs`` (list of str, or nested lists of numbers for non-text signatures) through the export at ``version_dir`` in a process
-    where the project cannot be imported. ``inputs`` may also be a dict {input name:
-    value} for a signature with several inputs (scalars allowed); ``signature`` names
-    the SignatureDef to run.
+    """Runs ``inputs`` (list of str, or nested lists of numbers for non-text signatures)
+    through the export at ``version_dir`` in a process where the project cannot be
+    imported. ``inputs`` may also be a dict {input name: value} for a signature with
+    several inputs (scalars allowed); ``signature`` names the SignatureDef to run.
 
     Returns a dict: ``blocked`` ({"zoo": True, "pipelines": True} when the block held),
     ``unloaded`` (the project modules loaded by starting the child, then removed),
@@ -71,11 +72,21 @@ def run_export(version_dir, inputs, input_name="text", timeout=600, signature="s
     SignatureDef), and ``session`` / ``eager``: {output name: list} from the TF1
     session path and from ``tf.saved_model.load``. Raises ServingCheckError.
     """
+    child = run_exports(version_dir, [(signature, inputs)], input_name, timeout)
+    results = child.pop("results")
+    return {**child, **results[0]}
+
+
+def run_exports(version_dir, requests, input_name="text", timeout=600):
+    """``run_export`` of several ``requests`` [(signature, inputs)] in one child process
+    (the export loaded once each way): returns ``blocked``, ``unloaded``, ``probes``,
+    ``modules`` as ``run_export`` and ``results``, per request a dict with
+    ``tensor_names``, ``session`` and ``eager``. Raises ServingCheckError."""
     args = {
         "dir": os.path.abspath(version_dir),
-        "inputs": to_json(dict(inputs) if isinstance(inputs, dict) else list(inputs)),
-        "input_name": input_name,
-        "signature": signature,
+        "requests": [{"inputs": to_json(dict(inputs) if isinstance(inputs, dict) else list(inputs)),
+                      "input_name": input_name, "signature": signature}
+                     for signature, inputs in requests],
         "blocked": list(BLOCKED),
     }
     env = {**clean_env(), "PYTHONPATH": ROOT}

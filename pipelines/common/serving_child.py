@@ -2,8 +2,9 @@
 
     python -m pipelines.common.serving_child ARGS_JSON
 
-ARGS_JSON is {"dir": SavedModel directory, "inputs": a list (fed to "input_name") or
-{input name: value}, "input_name", "signature", "blocked": top-level package names}.
+ARGS_JSON is {"dir": SavedModel directory, "requests": [{"inputs": a list (fed to
+"input_name") or {input name: value}, "input_name", "signature"}], "blocked": top-level
+package names}.
 
 Starting with ``-m`` imports the packages ``pipelines`` and ``pipelines.common``
 first, so before TensorFlow is imported ``main`` puts a finder first on
@@ -12,9 +13,10 @@ install cannot reach them either), removes the ones already loaded from
 ``sys.modules`` and tries to import some back (each must fail). Then it loads the
 export twice, TF1-style as TensorFlow Serving does
 (``tf.compat.v1.saved_model.loader.load`` + ``session.run`` on the SignatureDef's
-tensor names) and TF2-style (``tf.saved_model.load(...).signatures[...]``), and prints
-one line ``RESULT {json}`` with ``blocked``, ``unloaded``, ``probes``, ``modules``,
-``tensor_names``, ``session`` and ``eager`` (see ``serving_check.run_export``).
+tensor names) and TF2-style (``tf.saved_model.load(...).signatures[...]``), runs every
+request through both, and prints one line ``RESULT {json}`` with ``blocked``,
+``unloaded``, ``probes``, ``modules`` and ``results`` (per request: ``tensor_names``,
+``session`` and ``eager``; see ``serving_check.run_exports``).
 
 This module imports only the standard library, NumPy and TensorFlow.
 """
@@ -81,11 +83,12 @@ def _plain(value):
     return value.tolist()
 
 
-def run(path, feeds, signature_name):
-    """{tensor_names, session, eager}: ``feeds`` {input name: value} through the
-    SavedModel at ``path``, by the TF1 session path and by ``tf.saved_model.load``.
-    TensorFlow Text's ops are registered first when it is installed (TensorFlow
-    Serving's model server has them built in; subword translation exports use them)."""
+def run(path, requests):
+    """[{tensor_names, session, eager}] of ``requests`` [(feeds {input name: value},
+    signature name)] through the SavedModel at ``path``, loaded once by the TF1 session
+    path and once by ``tf.saved_model.load``. TensorFlow Text's ops are registered
+    first when it is installed (TensorFlow Serving's model server has them built in;
+    subword translation exports use them)."""
     import tensorflow as tf
 
     try:
@@ -93,24 +96,28 @@ def run(path, feeds, signature_name):
     except ImportError:
         pass
 
+    results = []
     graph = tf.Graph()
     with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
-        signature = meta_graph.signature_def[signature_name]
-        feed = {signature.inputs[name].name: value for name, value in feeds.items()}
-        fetches = {key: info.name for key, info in signature.outputs.items()}
-        session_out = session.run(fetches, feed_dict=feed)
-        tensor_names = {"inputs": {k: v.name for k, v in signature.inputs.items()},
-                        "outputs": fetches}
+        for feeds, signature_name in requests:
+            signature = meta_graph.signature_def[signature_name]
+            feed = {signature.inputs[name].name: value for name, value in feeds.items()}
+            fetches = {key: info.name for key, info in signature.outputs.items()}
+            session_out = session.run(fetches, feed_dict=feed)
+            results.append({
+                "tensor_names": {"inputs": {k: v.name for k, v in signature.inputs.items()},
+                                 "outputs": fetches},
+                "session": {k: _plain(v) for k, v in session_out.items()}})
 
     loaded = tf.saved_model.load(path)
-    serve = loaded.signatures[signature_name]
-    specs = serve.structured_input_signature[1]
-    eager_out = serve(**{name: tf.constant(value, specs[name].dtype)
-                         for name, value in feeds.items()})
-    return {"tensor_names": tensor_names,
-            "session": {k: _plain(v) for k, v in session_out.items()},
-            "eager": {k: _plain(v.numpy()) for k, v in eager_out.items()}}
+    for (feeds, signature_name), result in zip(requests, results):
+        serve = loaded.signatures[signature_name]
+        specs = serve.structured_input_signature[1]
+        eager_out = serve(**{name: tf.constant(value, specs[name].dtype)
+                             for name, value in feeds.items()})
+        result["eager"] = {k: _plain(v.numpy()) for k, v in eager_out.items()}
+    return results
 
 
 def from_json(value):
@@ -129,20 +136,22 @@ def from_json(value):
 
 def main(argv):
     args = json.loads(argv[0])
-    args["inputs"] = from_json(args["inputs"])
     blocked = tuple(args["blocked"])
     unloaded, held, probes = block(blocked)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    inputs = args["inputs"]
-    # One input (the list under input_name) or several ({input name: value}, scalars allowed).
-    feeds = inputs if isinstance(inputs, dict) else {args["input_name"]: inputs}
-    out = run(args["dir"], feeds, args.get("signature", "serving_default"))
+    requests = []
+    for request in args["requests"]:
+        inputs = from_json(request["inputs"])
+        # One input (the list under input_name) or several ({input name: value}, scalars allowed).
+        feeds = inputs if isinstance(inputs, dict) else {request["input_name"]: inputs}
+        requests.append((feeds, request["signature"]))
+    results = run(args["dir"], requests)
     print("RESULT " + json.dumps({
         "blocked": held,
         "unloaded": unloaded,
         "probes": probes,
         "modules": sorted(m for m in sys.modules if m.split(".")[0] in blocked),
-        **out,
+        "results": results,
     }), flush=True)
     return 0
 

@@ -49,12 +49,13 @@ SUBWORD_INSTALL = ("level=subword needs tensorflow-text, installed without its r
 
 
 def _require(module, install=INSTALL):
+    """``module`` imported, or a DataError naming its package and what to install."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise DataError(module, install) from None
+        raise DataError(module.split(".")[0], install) from None
 
 
 # --------------------------------------------------------------------------- generated

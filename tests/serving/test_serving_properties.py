@@ -7,7 +7,7 @@ scalar inputs (``input_ranges()`` -> {input: (lowest, highest)}, inclusive, None
 unbounded, floats also finite; a scalar without a range must accept every value). One
 child process per task (``properties_child.py``, no project code importable) loads the
 export once and runs edge requests and hypothesis-drawn requests through every
-signature; the children run side by side."""
+signature."""
 
 import json
 import os
@@ -74,23 +74,19 @@ def finish_child(proc, timeout=900):
     raise AssertionError(f"the property child failed (exit {proc.returncode}):\n{err[-4000:]}")
 
 
-@pytest.fixture(scope="module")
-def results(small_run):
-    """Every task's child result, the children started together."""
-    if not _RESULTS:
-        procs = {}
-        for name in NAMES:
-            run = small_run(name)
-            procs[name] = start_child(run["version_dir"], signature_infos(run["task"],
-                                                                           run["workdir"]))
-        for name, proc in procs.items():
-            _RESULTS[name] = finish_child(proc)
-    return _RESULTS
+@pytest.fixture
+def result(name, small_run):
+    """The task's child result, one child per task per test process (under pytest-xdist
+    a task's tests run in one worker: tests/conftest.py groups them)."""
+    if name not in _RESULTS:
+        run = small_run(name)
+        _RESULTS[name] = finish_child(start_child(run["version_dir"],
+                                                  signature_infos(run["task"], run["workdir"])))
+    return _RESULTS[name]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_signature_survives_any_input(name, results):
-    result = results[name]
+def test_every_signature_survives_any_input(name, result):
     assert result["blocked"] == {"zoo": True, "pipelines": True} and result["modules"] == []
     for signature, report in result["signatures"].items():
         assert not report["failures"], (signature, json.dumps(report["failures"], indent=1))
@@ -99,8 +95,8 @@ def test_every_signature_survives_any_input(name, results):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_eight_threads_get_what_sequential_calls_get(name, results):
-    signatures = results[name]["signatures"]
+def test_eight_threads_get_what_sequential_calls_get(name, result):
+    signatures = result["signatures"]
     assert "serving_default" in signatures
     for signature, report in signatures.items():
         assert report["concurrency"] == [], (signature, report["concurrency"])
