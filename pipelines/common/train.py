@@ -300,9 +300,17 @@ def build(task, config, meta):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(getattr(config, "precision", "float32"))
     try:
-        return task.build_model(config, meta)
+        return with_steps_per_execution(task.build_model(config, meta), config)
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def with_steps_per_execution(model, config):
+    """``model`` running ``config.steps_per_execution`` steps per call of its compiled
+    train/test/predict function (compile's argument, set after the task compiled it;
+    a loaded model gets its saved compile's value, so resuming sets it again)."""
+    model.steps_per_execution = getattr(config, "steps_per_execution", 1)
+    return model
 
 
 def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
@@ -320,7 +328,7 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     state = RunState.open(task, config, workdir, datasets.meta, KERAS_LOOP, fresh)
     if state.epoch:
         task.import_modules()  # its Keras classes, registered before loading
-        model = keras.models.load_model(state.paths["last"])
+        model = with_steps_per_execution(keras.models.load_model(state.paths["last"]), config)
     else:
         keras.utils.set_random_seed(config.seed)
         model = build(task, config, datasets.meta)
@@ -339,6 +347,17 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
                 verbose=verbose,
             )
     return model, state.finish(model)
+
+
+def inference_function(model, dataset):
+    """``model`` in inference mode as one ``tf.function`` for the inputs of ``dataset``
+    ((inputs, targets) batches): traced once for the dataset's element spec, whatever
+    each batch's shape (``predict_on_batch`` traces again for new shapes; a trace of
+    an ensemble's recurrent stacks costs about a second per member)."""
+    import tensorflow as tf
+
+    spec = dataset.element_spec[0]
+    return tf.function(lambda inputs: model(inputs, training=False), input_signature=[spec])
 
 
 def mean_of_members(members, name, loss="sparse_categorical_crossentropy",

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.common import config as config_lib
-from pipelines.common import export
+from pipelines.common import export, train
 from pipelines.common.task import Endpoint
 from pipelines.ner import data
 from pipelines.ner import tags as tag_lib
@@ -100,10 +100,11 @@ def to_bio(indices, meta):
 # ------------------------------------------------------------------------ evaluation
 
 
-def predict_tags(model, features, config, decoder=None):
+def predict_tags(model, features, config, decoder=None, forward=None):
     """Tag indices (batch, T) for one batch of features (numpy). ``decoder``: a compiled
-    ``decode`` to reuse across batches (Viterbi runs step by step when eager)."""
-    outputs = model.predict_on_batch(features)
+    ``decode`` to reuse across batches (Viterbi runs step by step when eager);
+    ``forward``: the model as one traced function (``train.inference_function``)."""
+    outputs = forward(features) if forward is not None else model.predict_on_batch(features)
     decoder = decoder or (lambda o: decode(o, head_of(config)))
     return keras.ops.convert_to_numpy(decoder(outputs))
 
@@ -116,8 +117,9 @@ def evaluate(model, dataset, config, meta):
     gold, predicted, correct, total = [], [], 0, 0
     head = head_of(config)
     decoder = tf.function(lambda outputs: decode(outputs, head), reduce_retracing=True)
+    forward = train.inference_function(model, dataset)
     for features, targets in dataset:
-        pred = predict_tags(model, features, config, decoder)
+        pred = predict_tags(model, features, config, decoder, forward)
         targets = targets.numpy()
         for p, y in zip(pred, targets):
             n = int((y >= 0).sum())

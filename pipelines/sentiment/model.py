@@ -126,8 +126,9 @@ def serving_model(model, config, meta):
 def evaluate(model, dataset, config, meta):
     """Accuracy, per-class precision/recall/F1 and the confusion matrix on ``dataset``."""
     y_true, y_pred = [], []
+    forward = train.inference_function(model, dataset)
     for ids, labels in dataset:
-        y_pred.append(np.argmax(model.predict_on_batch(ids), axis=-1))
+        y_pred.append(np.argmax(forward(ids).numpy(), axis=-1))
         y_true.append(labels.numpy())
     return classification_report(np.concatenate(y_true), np.concatenate(y_pred), meta["labels"])
 
