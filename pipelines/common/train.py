@@ -313,7 +313,7 @@ def with_steps_per_execution(model, config):
     return model
 
 
-def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
+def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False, trainer=None):
     """Trains ``task``'s model on ``datasets`` in ``workdir``, resuming if possible.
 
     Returns ``(model, info)``: the model holding the best epoch's weights, and a dict
@@ -322,16 +322,30 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
     discards an unfinished run instead of resuming it. A config with ``ensemble`` > 1
     trains that many members (``fit_ensemble``). (Distributed training runs its own
     loop on the same ``RunState``: ``pipelines.common.distribute.fit``.)
+
+    ``trainer``: a compiled model built from the same config but for the seed (another
+    ensemble member's), whose traced train and test functions are reused: a new run
+    builds its model as usual, loads that model's initial state (weights, dropout
+    seeds, a fresh optimizer) into ``trainer``, trains ``trainer`` and returns the built
+    model holding the result (the same training; one trace of the step per ensemble
+    instead of one per member). A resumed run trains its loaded model.
     """
     if getattr(config, "ensemble", 1) > 1:
         return fit_ensemble(task, config, workdir, datasets, verbose, callbacks, fresh)
     state = RunState.open(task, config, workdir, datasets.meta, KERAS_LOOP, fresh)
+    built = None
     if state.epoch:
         task.import_modules()  # its Keras classes, registered before loading
         model = with_steps_per_execution(keras.models.load_model(state.paths["last"]), config)
     else:
         keras.utils.set_random_seed(config.seed)
         model = build(task, config, datasets.meta)
+        if trainer is not None:
+            built, model = model, trainer
+            for m in (built, trainer):  # the built one's fresh optimizer state, to copy
+                if not m.optimizer.built:
+                    m.optimizer.build(m.trainable_variables)
+            copy_state(built, model)
     if not state.done:
         with warnings.catch_warnings():
             # tf.data inputs are shuffled in the chain; bucketed datasets have no length.
@@ -346,7 +360,27 @@ def fit(task, config, workdir, datasets, verbose=1, callbacks=(), fresh=False):
                            keras.callbacks.TensorBoard(state.paths["logs"]), *callbacks],
                 verbose=verbose,
             )
-    return model, state.finish(model)
+    info = state.finish(model)
+    if built is not None:
+        copy_state(model, built)
+        return built, info
+    return model, info
+
+
+def copy_state(source, target):
+    """Assigns every variable of ``source`` (weights, dropout seed states, and the
+    optimizer's step, learning rate and moments) to ``target``, a model of the same
+    build; raises ValueError if their variables differ in number or shape."""
+    pairs = [(source.variables, target.variables),
+             (source.optimizer.variables, target.optimizer.variables)]
+    for a, b in pairs:
+        if len(a) != len(b) or any(tuple(x.shape) != tuple(y.shape) for x, y in zip(a, b)):
+            raise ValueError(f"Cannot copy the state of {source.name!r} to {target.name!r}: "
+                             f"their variables differ in number or shape ({len(a)} against "
+                             f"{len(b)}).")
+    for a, b in pairs:
+        for x, y in zip(a, b):
+            y.assign(x)
 
 
 def inference_function(model, dataset):
@@ -412,6 +446,7 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
                  "finished": []}
         config_lib.write_json(state_path, state)
     members, infos, loaded = [], [], list(state["finished"])
+    trainer = None  # one model trains every new member (its step traced once)
     for k in range(1, config.ensemble + 1):
         member_dir = os.path.join(workdir, f"member-{k}")
         member_config = dataclasses.replace(config, ensemble=1, seed=config.seed + k - 1)
@@ -424,8 +459,10 @@ def fit_ensemble(task, config, workdir, datasets, verbose=1, callbacks=(), fresh
             if verbose:
                 print(f"ensemble member {k}/{config.ensemble} (seed {member_config.seed}) "
                       f"in {member_dir}", flush=True)
+            if trainer is None:
+                trainer = build(task, member_config, datasets.meta)
             model, info = fit(task, member_config, member_dir, datasets, verbose, callbacks,
-                              fresh=fresh)
+                              fresh=fresh, trainer=trainer)
             state["finished"].append(k)
             config_lib.write_json(state_path, state)
         members.append(model)

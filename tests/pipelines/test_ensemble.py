@@ -84,3 +84,40 @@ def test_ensemble_needs_a_task_that_combines(tmp_path):
     config = dataclasses.replace(TASK.presets["small"], ensemble=2)
     with pytest.raises(ValueError, match="no `combine`"):
         train.fit(task, config, str(tmp_path), datasets=None)
+
+
+def test_members_trained_through_one_trainer_equal_members_trained_alone(tmp_path):
+    """fit_ensemble trains every member in one model (its step traced once): the same
+    weights as each member trained in a model of its own (same seeds, same batches)."""
+    config = config_lib.override(TASK.presets["small"], ["max_examples=300", "epochs=1"])
+    shared, own = TASK.make_datasets(config), TASK.make_datasets(config)
+    trainer = train.build(TASK, config, shared.meta)
+    reused, functions = [], []
+    for seed in (0, 1):
+        member = dataclasses.replace(config, seed=seed)
+        model, info = train.fit(TASK, member, str(tmp_path / f"reused-{seed}"), shared,
+                                verbose=0, trainer=trainer)
+        assert model is not trainer and info["epochs_run"] == 1
+        reused.append(model)
+        functions.append(trainer.train_function)
+    assert functions[0] is functions[1], "the trainer's step was traced again"
+    alone = [train.fit(TASK, dataclasses.replace(config, seed=seed), str(tmp_path / f"alone-{seed}"),
+                       own, verbose=0)[0] for seed in (0, 1)]
+    for a, b in zip(reused, alone):
+        assert len(a.weights) == len(b.weights)
+        for x, y in zip(a.weights, b.weights):
+            np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-4, atol=1e-5, err_msg=x.path)
+    assert not np.allclose(reused[0].weights[0].numpy(), reused[1].weights[0].numpy())
+    ids = np.array([[5, 9, 3, 0], [7, 2, 11, 4]], "int32")
+    np.testing.assert_allclose(trainer.predict_on_batch(ids), reused[1].predict_on_batch(ids),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_copy_state_refuses_a_model_of_another_build():
+    config = TASK.presets["small"]
+    meta = {"vocabulary": ["", "[UNK]"] + [f"w{i}" for i in range(30)],
+            "labels": ["negative", "neutral", "positive"], "train_examples": 10}
+    a = train.build(TASK, config, meta)
+    b = train.build(TASK, dataclasses.replace(config, units=4), meta)
+    with pytest.raises(ValueError, match="Cannot copy the state of"):
+        train.copy_state(a, b)
