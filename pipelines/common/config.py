@@ -121,10 +121,11 @@ class BaseConfig:
     optimizer: Literal["adam", "fused_adam", "lazy_adam"] = "adam"
     batch_size: Annotated[int, AtLeast1] = 64
     # Training (and evaluation) steps per call of Keras' compiled function (compile's
-    # steps_per_execution): fewer round trips between Python and the graph (the
-    # sentiment model's epoch 1.4-1.8x faster at 32 than at 1, benchmarks/RESULTS.md);
+    # steps_per_execution): fewer round trips between Python and the graph (a sentiment
+    # model of 1.8 M weights: epoch 1.4-1.8x faster at 32; the default model of 5.4 M,
+    # whose step is its optimizer's memory traffic: no faster; benchmarks/RESULTS.md);
     # batch-level callbacks see every Nth batch. The distributed loop ignores it.
-    steps_per_execution: Annotated[int, AtLeast1] = 32
+    steps_per_execution: Annotated[int, AtLeast1] = 1
     epochs: Annotated[int, AtLeast1] = 10
     patience: Annotated[int, NonNegative] = 3
     seed: int = 0

@@ -3,6 +3,7 @@
 import dataclasses
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -121,3 +122,14 @@ def test_copy_state_refuses_a_model_of_another_build():
     b = train.build(TASK, dataclasses.replace(config, units=4), meta)
     with pytest.raises(ValueError, match="Cannot copy the state of"):
         train.copy_state(a, b)
+
+
+def test_steps_per_execution_reaches_the_compiled_model_and_a_resumed_one(tmp_path):
+    config = config_lib.override(TASK.presets["small"],
+                                 ["max_examples=300", "epochs=1", "steps_per_execution=4"])
+    datasets = TASK.make_datasets(config)
+    assert train.build(TASK, config, datasets.meta).steps_per_execution == 4
+    model, info = train.fit(TASK, config, str(tmp_path / "w"), datasets, verbose=0)
+    assert info["epochs_run"] == 1 and model.steps_per_execution == 4
+    loaded = keras.models.load_model(str(tmp_path / "w" / "model.keras"))
+    assert train.with_steps_per_execution(loaded, config).steps_per_execution == 4
