@@ -54,14 +54,8 @@ def export(serving_model, base, task_name, config=None, meta=None):
     if SIGNATURE not in endpoints:
         raise ValueError(f"{task_name}: the serving model declares no {SIGNATURE!r} endpoint. "
                          f"Received: {sorted(endpoints)}")
-    # One trace per endpoint (its input signature), kept for the archive: the example
-    # request runs through the graph that is written, not eagerly (an eager recurrent
-    # stack runs its time loop op by op: seconds per request for an ensemble).
-    functions = {name: tf.function(endpoint.fn, input_signature=list(endpoint.inputs),
-                                   autograph=False)
-                 for name, endpoint in endpoints.items()}
     for name, endpoint in endpoints.items():  # builds the layers; a request that must work
-        functions[name](*_tensors(endpoint.example, endpoint.inputs))
+        endpoint.fn(*_tensors(endpoint.example, endpoint.inputs))
     # The examples built every sublayer; a server layer called only through methods
     # other than ``call`` (generate, score) is not marked built by Keras itself.
     serving_model.built = True
@@ -73,12 +67,9 @@ def export(serving_model, base, task_name, config=None, meta=None):
     shutil.rmtree(tmp, ignore_errors=True)
     archive = keras.export.ExportArchive()
     archive.track(serving_model)
-    for name, function in functions.items():
-        archive.add_endpoint(name=name, fn=function)  # traced above: not traced again
-    # No gradient functions: Serving never differentiates (saves tracing the custom
-    # gradients of the fused recurrence).
-    archive.write_out(tmp, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
-                      verbose=False)
+    for name, endpoint in endpoints.items():
+        archive.add_endpoint(name=name, fn=endpoint.fn, input_signature=list(endpoint.inputs))
+    archive.write_out(tmp, verbose=False)
     extra = os.path.join(tmp, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     config_lib.write_json(os.path.join(extra, "signature_defaults.json"),
