@@ -91,7 +91,7 @@ PRESETS = {
     "video": ActivityConfig(kind="video", conv_layers=0, time_reduction=1, units=64,
                             num_layers=1, batch_size=8, epochs=20, patience=5),
     # Tests: short windows, a tiny model, one epoch.
-    "small": ActivityConfig(steps_per_execution=32, test_subjects=("2", "5", "9"), valid_subjects=("7",),
+    "small": ActivityConfig(test_subjects=("2", "5", "9"), valid_subjects=("7",),
                             window=100, stride=100, conv_filters=8, units=8, num_layers=1,
                             dropout=0.0, epochs=1, patience=0, frames=4, size=16,
                             frame_filters=4),

@@ -57,6 +57,6 @@ PRESETS = {
     "shakespeare": CharLMConfig(units=512, num_layers=2, dropout=0.2, batch_size=128,
                                 learning_rate=4e-3, epochs=12, patience=3),
     # Tests: the first 20,000 characters, a tiny model, one epoch; seconds on 2 cores.
-    "small": CharLMConfig(steps_per_execution=32, max_chars=20000, window=32, embedding_dim=8, units=16,
+    "small": CharLMConfig(max_chars=20000, window=32, embedding_dim=8, units=16,
                           batch_size=16, epochs=1, dropout=0.0, sample_length=40),
 }

@@ -93,6 +93,6 @@ PRESETS = {
                         conv_kernel=7, units=32, num_layers=1, dropout=0.5, epochs=40,
                         patience=6, test_fraction=0.1, pooling="flatten", ensemble=3),
     # Tests: a slice of the genome, a tiny model, one epoch.
-    "small": DNAConfig(steps_per_execution=32, window=64, stride=48, max_examples=300, conv_layers=1, conv_filters=8,
+    "small": DNAConfig(window=64, stride=48, max_examples=300, conv_layers=1, conv_filters=8,
                        units=8, num_layers=1, dropout=0.0, batch_size=16, epochs=1, patience=0),
 }

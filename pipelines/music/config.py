@@ -79,6 +79,6 @@ PRESETS = {
     # model, trained longer (benchmarks/music.py trains it for a time budget).
     "jsb": MusicConfig(epochs=100, patience=10),
     # Tests: a few chorales, a tiny model, one epoch.
-    "small": MusicConfig(steps_per_execution=32, max_examples=12, transpose="none", embedding_dim=8, units=16,
+    "small": MusicConfig(max_examples=12, transpose="none", embedding_dim=8, units=16,
                          dropout=0.0, batch_size=4, epochs=1, patience=0, sample_steps=8),
 }

@@ -54,7 +54,7 @@ PRESETS = {
     # Tests: a few hundred tweets, a tiny model, two epochs; seconds on 2 cores.
     "small": NerConfig(
         max_examples=300, vocab_size=2000, word_dim=16, char_dim=8, char_features=8, units=8,
-        epochs=2, batch_size=32, serve_max_tokens=64, steps_per_execution=32,
+        epochs=2, batch_size=32, serve_max_tokens=64,
     ),
     # The course's framing: one sigmoid per word, 1 inside a person's name.
     "person": NerConfig(target="person"),

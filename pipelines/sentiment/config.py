@@ -71,6 +71,6 @@ PRESETS = {
     # trace), two epochs; seconds on 2 cores.
     "small": SentimentConfig(
         max_examples=600, vocab_size=2000, max_length=32, embedding_dim=16, units=8,
-        bidirectional=False, epochs=2, batch_size=32, steps_per_execution=32,
+        bidirectional=False, epochs=2, batch_size=32,
     ),
 }

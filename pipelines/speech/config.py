@@ -109,7 +109,7 @@ PRESETS = {
     # The Free Spoken Digit Dataset folder: its official split (takes 0-4 are the test).
     "fsdd": SpeechConfig(data="", split="fsdd_takes", epochs=40),
     # Tests: a few dozen clips, a tiny model, one epoch.
-    "small": SpeechConfig(steps_per_execution=32, synthetic_count=60, n_mels=16, conv_layers=1, conv_filters=8,
+    "small": SpeechConfig(synthetic_count=60, n_mels=16, conv_layers=1, conv_filters=8,
                           units=8, num_layers=1, dropout=0.0, batch_size=8, epochs=1,
                           patience=0, beam_width=4, top_paths=2, time_masks=1, freq_masks=1),
 }

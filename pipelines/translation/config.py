@@ -77,6 +77,6 @@ PRESETS = {
                                  max_target_length=24, epochs=20, batch_size=64,
                                  vocab_size=15000),
     # Tests: a few hundred dates, a tiny model, one epoch.
-    "small": TranslationConfig(steps_per_execution=32, num_examples=300, embedding_dim=8, units=8, attention_units=8,
+    "small": TranslationConfig(num_examples=300, embedding_dim=8, units=8, attention_units=8,
                                dropout=0.0, batch_size=32, epochs=1, patience=0, beam_width=2),
 }
